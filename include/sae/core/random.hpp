@@ -50,14 +50,14 @@ class Rng {
   /// Uniform in [low, high).
   double uniform(double low, double high) { return low + (high - low) * uniform(); }
 
-  /// Uniform integer in [0, n), without modulo bias (Lemire's method). n > 0.
+  /// Uniform integer in [0, n), without modulo bias. n > 0.
   std::uint64_t below(std::uint64_t n) {
-    // Rejection keeps it exact; the loop runs more than once with probability < n / 2^64.
-    const std::uint64_t threshold = (0 - n) % n;
+    // 2^64 mod n values at the bottom are rejected so the rest is a whole
+    // number of copies of [0, n); the loop repeats with probability < n / 2^64.
+    const std::uint64_t rejected = (0 - n) % n;
     for (;;) {
       const std::uint64_t r = next_u64();
-      const unsigned __int128 product = static_cast<unsigned __int128>(r) * n;
-      if (static_cast<std::uint64_t>(product) >= threshold) return static_cast<std::uint64_t>(product >> 64);
+      if (r >= rejected) return r % n;
     }
   }
 

@@ -1,0 +1,172 @@
+// sae/core/sparse_autoencoder.hpp: the seed's sparse autoencoder.
+//
+//     codes  f = ReLU(x W_enc + b_enc)
+//     recon  x̂ = f W_dec + b_dec
+//
+// The model holds parameters and computes encode/decode; it does not train
+// itself. Objectives (sae/loss) compute losses and gradients from it, and
+// optimizers (sae/optim) update its params().
+//
+// Argument conventions (every method):
+//   - a batch is B x D, one activation per row (any Eigen expression; row-major
+//     sae::Batch avoids a copy); the result is a row-major B x F (or B x D) Batch;
+//   - a compile-time column vector (Eigen::VectorXf, Vector<float, 768>, ...) is
+//     one activation and gives a column vector back (unless the width is the
+//     compile-time 1, where it is a batch);
+//   - a wrong width throws std::invalid_argument naming expected and actual
+//     sizes; a wrong compile-time width or scalar type is a static_assert.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "../config.hpp"
+#include "../detail/shape_check.hpp"
+#include "activation.hpp"
+#include "init.hpp"
+#include "parameters.hpp"
+#include "types.hpp"
+
+namespace sae {
+
+/// Reconstruction and codes of one forward pass; `auto [recon, codes] = m.forward(X);`.
+template <typename Recon, typename Codes>
+struct ForwardResult {
+  Recon recon;
+  Codes codes;
+};
+
+template <typename Scalar_, int D = Dynamic, int F = Dynamic>
+class SparseAutoEncoder {
+ public:
+  using Scalar = Scalar_;
+  using Params = Parameters<Scalar, D, F>;
+  static constexpr int InputDim = D;
+  static constexpr int DictSize = F;
+
+  using InputBatch = Batch<Scalar, D>;  // B x D
+  using CodeBatch = Batch<Scalar, F>;   // B x F
+  using InputVector = Vector<Scalar, D>;
+  using CodeVector = Vector<Scalar, F>;
+
+  /// Compile-time sizes only: a model initialised by `init` from `seed`.
+  explicit SparseAutoEncoder(Init init = Init::LinearDefault, std::uint64_t seed = 0) {
+    static_assert(D != Dynamic && F != Dynamic,
+                  "sae: this model has a run-time size; construct it as SparseAutoEncoder<Scalar>(input_dim, "
+                  "dict_size)");
+    initialize(params_, init, seed);
+  }
+
+  /// A D x F model initialised by `init` from `seed`. Sizes must be positive
+  /// and match any compile-time size.
+  SparseAutoEncoder(Index input_dim, Index dict_size, Init init = Init::LinearDefault, std::uint64_t seed = 0)
+      : params_(input_dim, dict_size) {
+    initialize(params_, init, seed);
+  }
+
+  /// A model with the given parameters (loaded from a file, say); their shapes must agree.
+  explicit SparseAutoEncoder(Params params) : params_(std::move(params)) {
+    params_.check_consistent("sae::SparseAutoEncoder");
+  }
+
+  Index input_dim() const { return params_.input_dim(); }
+  Index dict_size() const { return params_.dict_size(); }
+
+  /// The parameters, for optimizers and for reading or editing weights.
+  /// Keep the shapes: the model's methods assume W_enc D x F, b_enc F, W_dec F x D, b_dec D.
+  Params& params() { return params_; }
+  const Params& params() const { return params_; }
+
+  // ---- encode -------------------------------------------------------------
+
+  /// Codes of a batch (B x D → B x F) or of one activation (D → F).
+  template <typename Derived>
+  auto encode(const Eigen::MatrixBase<Derived>& x) const {
+    if constexpr (is_single<Derived, D>) {
+      check_vector<Derived, D>(x, input_dim(), "sae::SparseAutoEncoder::encode", "activation");
+      CodeVector codes = params_.W_enc.transpose() * x.derived();
+      codes += params_.b_enc;
+      relu_in_place(codes);
+      return codes;
+    } else {
+      CodeBatch codes;
+      encode(x, codes);
+      return codes;
+    }
+  }
+
+  /// Codes of a batch written into `codes` (resized only if its shape differs,
+  /// so a reused buffer costs no allocation).
+  template <typename Derived>
+  void encode(const Eigen::MatrixBase<Derived>& X, CodeBatch& codes) const {
+    check_batch<Derived, D>(X, input_dim(), "sae::SparseAutoEncoder::encode", "input batch");
+    codes.resize(X.rows(), dict_size());
+    codes.noalias() = X.derived() * params_.W_enc;
+    codes.rowwise() += params_.b_enc.transpose();
+    relu_in_place(codes);
+  }
+
+  // ---- decode -------------------------------------------------------------
+
+  /// Reconstruction from codes (B x F → B x D) or from one code vector (F → D).
+  template <typename Derived>
+  auto decode(const Eigen::MatrixBase<Derived>& codes) const {
+    if constexpr (is_single<Derived, F>) {
+      check_vector<Derived, F>(codes, dict_size(), "sae::SparseAutoEncoder::decode", "code vector");
+      InputVector recon = params_.W_dec.transpose() * codes.derived();
+      recon += params_.b_dec;
+      return recon;
+    } else {
+      InputBatch recon;
+      decode(codes, recon);
+      return recon;
+    }
+  }
+
+  /// Reconstruction written into `recon` (resized only if its shape differs).
+  template <typename Derived>
+  void decode(const Eigen::MatrixBase<Derived>& codes, InputBatch& recon) const {
+    check_batch<Derived, F>(codes, dict_size(), "sae::SparseAutoEncoder::decode", "code batch");
+    recon.resize(codes.rows(), input_dim());
+    recon.noalias() = codes.derived() * params_.W_dec;
+    recon.rowwise() += params_.b_dec.transpose();
+  }
+
+  // ---- forward ------------------------------------------------------------
+
+  /// Reconstruction and codes in one call: `auto [recon, codes] = m.forward(X);`.
+  template <typename Derived>
+  auto forward(const Eigen::MatrixBase<Derived>& x) const {
+    auto codes = encode(x);
+    auto recon = decode(codes);
+    return ForwardResult<decltype(recon), decltype(codes)>{std::move(recon), std::move(codes)};
+  }
+
+ private:
+  // A compile-time column vector is one activation, unless the width itself is 1.
+  template <typename Derived, int Width>
+  static constexpr bool is_single = Derived::ColsAtCompileTime == 1 && Width != 1;
+
+  template <typename Derived, int Width>
+  static void check_batch(const Eigen::MatrixBase<Derived>& X, Index width, const char* where, const char* what) {
+    detail::static_check_scalar<Derived, Scalar>();
+    static_assert(detail::sizes_compatible(Derived::ColsAtCompileTime, Width),
+                  "sae: the batch's compile-time column count differs from the model's size "
+                  "(a batch is B x D for encode, B x F for decode: one row per token)");
+    detail::require_size(X.cols(), width, where, what, "columns");
+  }
+
+  template <typename Derived, int Width>
+  static void check_vector(const Eigen::MatrixBase<Derived>& x, Index width, const char* where,
+                           const char* what) {
+    detail::static_check_scalar<Derived, Scalar>();
+    static_assert(detail::sizes_compatible(Derived::RowsAtCompileTime, Width),
+                  "sae: the vector's compile-time length differs from the model's size "
+                  "(D for encode, F for decode)");
+    detail::require_size(x.rows(), width, where, what, "entries");
+  }
+
+  Params params_;
+};
+
+}  // namespace sae

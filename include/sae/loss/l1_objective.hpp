@@ -1,0 +1,142 @@
+// sae/loss/l1_objective.hpp: the seed's objective, L2 reconstruction + λ·L1.
+//
+//     L  = (1/B) Σ_b Σ_d (x̂ − x)²  +  λ · L1
+//     L1 = Σ_b Σ_f f              (L1Reduction::SumOverBatch: the seed's code, exactly)
+//     L1 = (1/B) Σ_b Σ_f f        (L1Reduction::MeanOverBatch: dictionary_learning, SAELens)
+//
+// With the seed's sum the sparsity term grows with the batch size while the L2
+// term does not, so a λ tuned at one batch size means something else at another.
+//
+// Gradients, derived by hand (X the B x D batch, P = X W_enc + 1 b_encᵀ,
+// Fc = ReLU(P), E = X̂ − X; λ' = λ for the sum, λ/B for the mean):
+//
+//     G_X̂    = (2/B) E
+//     ∇W_dec = Fcᵀ G_X̂               ∇b_dec = Σ_b G_X̂
+//     G_P    = (G_X̂ W_decᵀ + λ') ⊙ 1[P > 0]
+//     ∇W_enc = Xᵀ G_P                 ∇b_enc = Σ_b G_P
+//
+// They are checked against central finite differences and PyTorch autograd in
+// tests/test_loss.cpp.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+
+#include "../config.hpp"
+#include "../core/sparse_autoencoder.hpp"
+#include "../detail/shape_check.hpp"
+#include "loss_report.hpp"
+#include "workspace.hpp"
+
+namespace sae {
+
+/// How the L1 term is reduced over the batch.
+enum class L1Reduction {
+  SumOverBatch,   ///< Σ over batch and latents (the seed's calculate_loss)
+  MeanOverBatch,  ///< mean over the batch of Σ over latents
+};
+
+/// The seed's objective: `L1Objective<float>{1e-3f, L1Reduction::SumOverBatch}`.
+template <typename Scalar>
+struct L1Objective {
+  Scalar l1_coefficient = Scalar(0);  ///< λ
+  L1Reduction reduction = L1Reduction::SumOverBatch;
+
+  /// The loss of `model` on the batch X (B x D), without gradients.
+  template <int D, int F, typename Derived>
+  LossReport evaluate(const SparseAutoEncoder<Scalar, D, F>& model, const Eigen::MatrixBase<Derived>& X,
+                      LossWorkspace<Scalar>& ws) const {
+    return forward_pass(model, X, ws);
+  }
+
+  /// The loss of `model` on X and its gradient with respect to every
+  /// parameter, written into `grads` (resized if its sizes differ).
+  template <int D, int F, typename Derived>
+  LossReport evaluate_with_gradient(const SparseAutoEncoder<Scalar, D, F>& model,
+                                    const Eigen::MatrixBase<Derived>& X, Parameters<Scalar, D, F>& grads,
+                                    LossWorkspace<Scalar>& ws) const {
+    const LossReport report = forward_pass(model, X, ws);
+    const auto& p = model.params();
+    if (grads.input_dim() != model.input_dim() || grads.dict_size() != model.dict_size())
+      grads.resize(model.input_dim(), model.dict_size());
+
+    const Index batch = X.rows();
+    const Scalar inv_batch = Scalar(1) / static_cast<Scalar>(batch);
+    const Scalar l1_slope = reduction == L1Reduction::SumOverBatch ? l1_coefficient : l1_coefficient * inv_batch;
+
+    // Decoder side: G_X̂ = (2/B) E, in place of E.
+    ws.error *= Scalar(2) * inv_batch;
+    grads.W_dec.noalias() = ws.codes.transpose() * ws.error;
+    grads.b_dec.noalias() = ws.error.colwise().sum().transpose();
+
+    // Through the ReLU: G_P = (G_X̂ W_decᵀ + λ') where the code is positive, else 0.
+    ws.code_gradient.resize(batch, model.dict_size());
+    ws.code_gradient.noalias() = ws.error * p.W_dec.transpose();
+    ws.code_gradient = (ws.codes.array() > Scalar(0)).select(ws.code_gradient.array() + l1_slope, Scalar(0));
+
+    // Encoder side.
+    grads.W_enc.noalias() = X.derived().transpose() * ws.code_gradient;
+    grads.b_enc.noalias() = ws.code_gradient.colwise().sum().transpose();
+    return report;
+  }
+
+ private:
+  // Codes into ws.codes, x̂ − x into ws.error, and the loss parts.
+  template <int D, int F, typename Derived>
+  LossReport forward_pass(const SparseAutoEncoder<Scalar, D, F>& model, const Eigen::MatrixBase<Derived>& X,
+                          LossWorkspace<Scalar>& ws) const {
+    detail::static_check_scalar<Derived, Scalar>();
+    static_assert(detail::sizes_compatible(Derived::ColsAtCompileTime, D),
+                  "sae: the batch's compile-time column count differs from the model's input_dim D");
+    detail::require_size(X.cols(), model.input_dim(), "sae::L1Objective", "input batch", "columns");
+    if (X.rows() == 0) throw std::invalid_argument("sae::L1Objective: the input batch has no rows");
+
+    const auto& p = model.params();
+    const Index batch = X.rows();
+    ws.codes.resize(batch, model.dict_size());
+    ws.codes.noalias() = X.derived() * p.W_enc;
+    ws.codes.rowwise() += p.b_enc.transpose();
+    relu_in_place(ws.codes);
+
+    ws.error.resize(batch, model.input_dim());
+    ws.error.noalias() = ws.codes * p.W_dec;
+    ws.error.rowwise() += p.b_dec.transpose();
+    ws.error -= X.derived();
+
+    const double b = static_cast<double>(batch);
+    LossReport r;
+    r.l2 = static_cast<double>(ws.error.squaredNorm()) / b;
+    const double l1_sum = static_cast<double>(ws.codes.sum());
+    r.l1 = reduction == L1Reduction::SumOverBatch ? l1_sum : l1_sum / b;
+    r.l0 = static_cast<double>((ws.codes.array() > Scalar(0)).count()) / b;
+    r.loss = r.l2 + static_cast<double>(l1_coefficient) * r.l1;
+    return r;
+  }
+};
+
+/// Loss and gradient of `objective` for `model` on the batch X, into `grads`.
+/// Reuses `workspace`'s buffers: the form to call in a training loop.
+template <typename Scalar, int D, int F, typename Derived, typename Objective>
+LossReport loss_and_gradient(const SparseAutoEncoder<Scalar, D, F>& model, const Eigen::MatrixBase<Derived>& X,
+                             const Objective& objective, Parameters<Scalar, D, F>& grads,
+                             LossWorkspace<Scalar>& workspace) {
+  return objective.evaluate_with_gradient(model, X, grads, workspace);
+}
+
+/// As above with a fresh workspace (allocates its buffers on every call).
+template <typename Scalar, int D, int F, typename Derived, typename Objective>
+LossReport loss_and_gradient(const SparseAutoEncoder<Scalar, D, F>& model, const Eigen::MatrixBase<Derived>& X,
+                             const Objective& objective, Parameters<Scalar, D, F>& grads) {
+  LossWorkspace<Scalar> workspace;
+  return objective.evaluate_with_gradient(model, X, grads, workspace);
+}
+
+/// The loss of `objective` for `model` on X, without gradients.
+template <typename Scalar, int D, int F, typename Derived, typename Objective>
+LossReport loss(const SparseAutoEncoder<Scalar, D, F>& model, const Eigen::MatrixBase<Derived>& X,
+                const Objective& objective) {
+  LossWorkspace<Scalar> workspace;
+  return objective.evaluate(model, X, workspace);
+}
+
+}  // namespace sae
