@@ -1,0 +1,60 @@
+// tests/support.hpp: helpers shared by the test files.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include <sae/sae.hpp>
+#include <sae/io/npy.hpp>
+
+#ifndef SAE_TEST_DATA_DIR
+#error "SAE_TEST_DATA_DIR must point at tests/data"
+#endif
+
+namespace sae_test {
+
+inline std::string data_path(const std::string& relative) { return std::string(SAE_TEST_DATA_DIR) + "/" + relative; }
+
+/// The seed-torch fixture `name` (e.g. "grad_l1sum_W_enc"), converted to Scalar.
+template <typename Scalar>
+sae::Batch<Scalar> seed_fixture(const std::string& name) {
+  return sae::load_npy<Scalar>(data_path("seed-torch/" + name + ".npy"));
+}
+
+/// max |a - b| / max |b|: the error relative to the reference's scale.
+template <typename A, typename B>
+double relative_error(const Eigen::MatrixBase<A>& actual, const Eigen::MatrixBase<B>& expected) {
+  if (actual.rows() != expected.rows() || actual.cols() != expected.cols()) return INFINITY;
+  const auto a = actual.template cast<double>();
+  const auto e = expected.template cast<double>();
+  const double scale = std::max(e.cwiseAbs().maxCoeff(), 1e-300);
+  return (a - e).cwiseAbs().maxCoeff() / scale;
+}
+
+/// Parameters from fixture files `<prefix>_W_enc.npy` etc.; 1-D biases load as columns.
+template <typename Scalar, int D, int F>
+sae::Parameters<Scalar, D, F> seed_parameters(const std::string& prefix) {
+  sae::Parameters<Scalar, D, F> p(16, 64);
+  p.W_enc = seed_fixture<Scalar>(prefix + "_W_enc");
+  p.b_enc = seed_fixture<Scalar>(prefix + "_b_enc");
+  p.W_dec = seed_fixture<Scalar>(prefix + "_W_dec");
+  p.b_dec = seed_fixture<Scalar>(prefix + "_b_dec");
+  return p;
+}
+
+/// Relative tolerance for comparisons with the float64 PyTorch fixtures.
+template <typename Scalar>
+constexpr double fixture_tolerance() {
+  return std::is_same<Scalar, double>::value ? 1e-10 : 1e-4;
+}
+
+}  // namespace sae_test
+
+/// Checks that `expr` throws `type` and that the message matches `matcher`
+/// with Catch2's string matchers (evaluates `expr` twice).
+#define SAE_CHECK_THROWS(expr, type, matcher) \
+  do {                                        \
+    CHECK_THROWS_AS(expr, type);              \
+    CHECK_THROWS_WITH(expr, matcher);         \
+  } while (false)
