@@ -14,3 +14,4 @@
 #include "loss/l1_objective.hpp"
 #include "optim/sgd.hpp"
 #include "optim/adam.hpp"
+#include "io/npy.hpp"

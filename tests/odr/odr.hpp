@@ -11,6 +11,8 @@ struct OdrReport {
   double normal_sum;            // non-template inline code (sae::Rng)
   double batch_sum;             // templates (sae::Batch, sae::Vector)
   std::uint64_t below;
+  double model_loss;           // the model, objective and optimizers
+  std::uint64_t npy_elements;  // the .npy header parser
 };
 
 OdrReport odr_a(std::uint64_t seed);

@@ -20,6 +20,8 @@ int main() {
   check(a.normal_sum == b.normal_sum, "sae::Rng::normal");
   check(a.below == b.below, "sae::Rng::below");
   check(a.batch_sum == b.batch_sum, "the Batch/Vector computation");
+  check(a.model_loss == b.model_loss, "the model/objective/optimizer computation");
+  check(a.npy_elements == b.npy_elements && a.npy_elements == 6, "the .npy header parser");
   if (failures == 0) std::puts("ODR test: ok");
   return failures == 0 ? 0 : 1;
 }
