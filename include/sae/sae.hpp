@@ -1,5 +1,6 @@
 // sae/sae.hpp: the umbrella header. Include this for the core library:
-// the model, the seed's objective, the optimizers and NumPy file I/O.
+// the model, the seed's objective, the optimizers, NumPy file I/O, metrics
+// and the synthetic ground-truth data set.
 #pragma once
 
 #include "config.hpp"
@@ -15,3 +16,5 @@
 #include "optim/sgd.hpp"
 #include "optim/adam.hpp"
 #include "io/npy.hpp"
+#include "metrics.hpp"
+#include "data/synthetic.hpp"
