@@ -108,7 +108,8 @@ TEMPLATE_TEST_CASE("gradients match central finite differences", "[loss][gradche
   make_smooth_problem(model, X, 2024, 1e-3);
 
   const auto reduction = GENERATE(sae::L1Reduction::SumOverBatch, sae::L1Reduction::MeanOverBatch);
-  const sae::L1Objective<double> objective{0.05, reduction};
+  const auto weighting = GENERATE(sae::L1Weighting::Uniform, sae::L1Weighting::DecoderNorm);
+  const sae::L1Objective<double> objective{0.05, reduction, weighting};
   auto grads = sae::zeros_like(model.params());
   sae::loss_and_gradient(model, X, objective, grads);
 
@@ -151,6 +152,29 @@ TEST_CASE("the two L1 reductions differ by exactly the batch size", "[loss]") {
   CHECK(sum.l2 == mean.l2);
   CHECK(sum.l1 == Approx(9 * mean.l1).epsilon(1e-14));
   CHECK(sum.loss == Approx(sum.l2 + 0.1 * sum.l1).epsilon(1e-14));
+}
+
+TEST_CASE("decoder-norm weighting: a hand-worked loss and gradient", "[loss]") {
+  // The same one-token model as below, with W_dec rows of norm 2 and 3 (D = 1):
+  // f = [1.5, 0] → L1 = 1.5 * 2 = 3; the live latent's code gradient gains λ * 2,
+  // and its decoder row gains λ * f * W_dec / ‖W_dec‖ = 0.1 * 1.5 * 1 = 0.15.
+  sae::Parameters<double, 1, 2> p;
+  p.W_enc << 1, -1;
+  p.b_enc << 0.5, 0;
+  p.W_dec << 2, 3;
+  p.b_dec << 0;
+  const sae::SparseAutoEncoder<double, 1, 2> model(p);
+  sae::Batch<double, 1> X(1, 1);
+  X << 1;
+  auto grads = sae::zeros_like(model.params());
+  const sae::L1Objective<double> objective{0.1, sae::L1Reduction::MeanOverBatch, sae::L1Weighting::DecoderNorm};
+  const auto r = sae::loss_and_gradient(model, X, objective, grads);
+  CHECK(r.l1 == 3.0);
+  CHECK(r.loss == Approx(4.3).epsilon(1e-15));
+  CHECK(grads.W_dec(0, 0) == Approx(6.15).epsilon(1e-15));
+  CHECK(grads.W_dec(1, 0) == 0.0);  // a latent that never fired feels no penalty
+  CHECK(grads.W_enc(0, 0) == Approx(8.2).epsilon(1e-15));
+  CHECK(grads.b_enc(0) == Approx(8.2).epsilon(1e-15));
 }
 
 TEST_CASE("a hand-worked loss and gradient", "[loss]") {

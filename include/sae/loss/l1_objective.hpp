@@ -7,6 +7,11 @@
 // With the seed's sum the sparsity term grows with the batch size while the L2
 // term does not, so a λ tuned at one batch size means something else at another.
 //
+// L1Weighting::DecoderNorm weights each latent's codes by its decoder row norm,
+// L1 = Σ_b Σ_f f_bf ‖W_dec,f‖ (reduced as above): Anthropic's April 2024 update,
+// SAELens' standard SAE. It stops the model from dodging the penalty by
+// shrinking codes and growing decoder rows when the decoder is unconstrained.
+//
 // Gradients, derived by hand (X the B x D batch, P = X W_enc + 1 b_encᵀ,
 // Fc = ReLU(P), E = X̂ − X; λ' = λ for the sum, λ/B for the mean):
 //
@@ -14,6 +19,11 @@
 //     ∇W_dec = Fcᵀ G_X̂               ∇b_dec = Σ_b G_X̂
 //     G_P    = (G_X̂ W_decᵀ + λ') ⊙ 1[P > 0]
 //     ∇W_enc = Xᵀ G_P                 ∇b_enc = Σ_b G_P
+//
+// and with DecoderNorm weighting (n_f = ‖W_dec,f‖):
+//
+//     G_P    = (G_X̂ W_decᵀ + λ' n_f) ⊙ 1[P > 0]
+//     ∇W_dec,f += λ' (Σ_b f_bf) W_dec,f / n_f      (0 for a zero row)
 //
 // They are checked against central finite differences and PyTorch autograd in
 // tests/test_loss.cpp.
@@ -36,11 +46,18 @@ enum class L1Reduction {
   MeanOverBatch,  ///< mean over the batch of Σ over latents
 };
 
+/// What each latent's codes are multiplied by inside the L1 term.
+enum class L1Weighting {
+  Uniform,      ///< L1 = Σ f (the seed, dictionary_learning)
+  DecoderNorm,  ///< L1 = Σ f ‖W_dec,f‖ (Anthropic April 2024, SAELens)
+};
+
 /// The seed's objective: `L1Objective<float>{1e-3f, L1Reduction::SumOverBatch}`.
 template <typename Scalar>
 struct L1Objective {
   Scalar l1_coefficient = Scalar(0);  ///< λ
   L1Reduction reduction = L1Reduction::SumOverBatch;
+  L1Weighting weighting = L1Weighting::Uniform;
 
   /// The loss of `model` on the batch X (B x D), without gradients.
   template <int D, int F, typename Derived>
@@ -69,10 +86,20 @@ struct L1Objective {
     grads.W_dec.noalias() = ws.codes.transpose() * ws.error;
     grads.b_dec.noalias() = ws.error.colwise().sum().transpose();
 
-    // Through the ReLU: G_P = (G_X̂ W_decᵀ + λ') where the code is positive, else 0.
+    // Through the ReLU: G_P = (G_X̂ W_decᵀ + λ' [n_f]) where the code is positive, else 0.
     ws.code_gradient.resize(batch, model.dict_size());
     ws.code_gradient.noalias() = ws.error * p.W_dec.transpose();
-    ws.code_gradient = (ws.codes.array() > Scalar(0)).select(ws.code_gradient.array() + l1_slope, Scalar(0));
+    if (weighting == L1Weighting::DecoderNorm) {
+      ws.code_gradient.rowwise() += l1_slope * ws.decoder_norms.transpose();
+      // The penalty's own pull on each decoder row: λ' (Σ_b f_bf) W_dec,f / n_f.
+      for (Index f = 0; f < model.dict_size(); ++f) {
+        const Scalar norm = ws.decoder_norms(f);
+        if (norm > Scalar(0)) grads.W_dec.row(f) += (l1_slope * ws.code_sums(f) / norm) * p.W_dec.row(f);
+      }
+    } else {
+      ws.code_gradient.array() += l1_slope;
+    }
+    ws.code_gradient = (ws.codes.array() > Scalar(0)).select(ws.code_gradient, Scalar(0));
 
     // Encoder side.
     grads.W_enc.noalias() = X.derived().transpose() * ws.code_gradient;
@@ -106,7 +133,16 @@ struct L1Objective {
     const double b = static_cast<double>(batch);
     LossReport r;
     r.l2 = static_cast<double>(ws.error.squaredNorm()) / b;
-    const double l1_sum = static_cast<double>(ws.codes.sum());
+    double l1_sum;
+    if (weighting == L1Weighting::DecoderNorm) {
+      ws.decoder_norms.resize(model.dict_size());
+      ws.decoder_norms.noalias() = p.W_dec.rowwise().norm();
+      ws.code_sums.resize(model.dict_size());
+      ws.code_sums.noalias() = ws.codes.colwise().sum().transpose();
+      l1_sum = static_cast<double>(ws.code_sums.dot(ws.decoder_norms));
+    } else {
+      l1_sum = static_cast<double>(ws.codes.sum());
+    }
     r.l1 = reduction == L1Reduction::SumOverBatch ? l1_sum : l1_sum / b;
     r.l0 = static_cast<double>((ws.codes.array() > Scalar(0)).count()) / b;
     r.loss = r.l2 + static_cast<double>(l1_coefficient) * r.l1;

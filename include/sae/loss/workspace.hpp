@@ -14,6 +14,8 @@ struct LossWorkspace {
   Batch<Scalar> codes;          ///< B x F: pre-activations, then codes f
   Batch<Scalar> error;          ///< B x D: x̂ − x, then the gradient wrt x̂
   Batch<Scalar> code_gradient;  ///< B x F: gradient wrt the codes, then wrt the pre-activations
+  Eigen::Matrix<Scalar, Eigen::Dynamic, 1> decoder_norms;  ///< F: ‖W_dec,f‖ (norm-weighted penalties)
+  Eigen::Matrix<Scalar, Eigen::Dynamic, 1> code_sums;      ///< F: Σ_b f_bf (norm-weighted penalties)
 };
 
 }  // namespace sae
