@@ -271,3 +271,162 @@ TEST_CASE("MMCS rejects bad input", "[metrics]") {
   const auto zero_feature = rows_of<double>({{1, 0, 0}, {0, 0, 0}});
   CHECK_THROWS_AS(sae::mean_max_cosine_similarity(zero_feature, truth), std::invalid_argument);
 }
+
+// ---------------------------------------------------------------------------
+// mean_l1
+
+TEMPLATE_TEST_CASE("mean_l1 sums absolute codes per row and averages over rows", "[metrics]", float, double, int) {
+  // Absolute sums 3, 0, 3, 3: mean 9/4 = 2.25.
+  const auto codes = rows_of<TestType>({{0, 1, 2}, {0, 0, 0}, {3, 0, 0}, {-1, -1, -1}});
+  CHECK(sae::mean_l1(codes) == 2.25);
+  CHECK(sae::mean_l1(codes.topRows(2)) == 1.5);
+  CHECK(sae::mean_l1(codes.row(3)) == 3.0);
+  CHECK_THROWS_AS(sae::mean_l1(codes.topRows(0)), std::invalid_argument);
+}
+
+// ---------------------------------------------------------------------------
+// mean_cosine_similarity
+
+TEMPLATE_TEST_CASE("mean_cosine_similarity of hand-worked rows", "[metrics]", float, double) {
+  // (3,4)·(4,3) = 24, norms 5 and 5: 0.96.
+  CHECK(sae::mean_cosine_similarity(rows_of<TestType>({{3, 4}}), rows_of<TestType>({{4, 3}})) ==
+        Approx(0.96).epsilon(1e-6));
+  // (1,0) and (1,1): 1/sqrt(2).
+  CHECK(sae::mean_cosine_similarity(rows_of<TestType>({{1, 0}}), rows_of<TestType>({{1, 1}})) ==
+        Approx(1.0 / std::sqrt(2.0)).epsilon(1e-6));
+
+  // Row by row: scaled copy 1, orthogonal 0, both zero 1 (exact), x zero 0,
+  // x̂ zero 0, opposite -1. Mean (1 + 0 + 1 + 0 + 0 - 1) / 6 = 1/6.
+  const auto X = rows_of<TestType>({{3, 4}, {1, 0}, {0, 0}, {0, 0}, {5, 5}, {2, 0}});
+  const auto X_hat = rows_of<TestType>({{6, 8}, {0, 1}, {0, 0}, {1, 1}, {0, 0}, {-1, 0}});
+  CHECK(sae::mean_cosine_similarity(X, X_hat) == Approx(1.0 / 6.0).epsilon(1e-6));
+  CHECK(sae::mean_cosine_similarity(X, X) == Approx(1.0).epsilon(1e-12));
+  CHECK(sae::mean_cosine_similarity(X, X) <= 1.0);
+  CHECK(sae::mean_cosine_similarity(X.topRows(1), X_hat.topRows(1)) == Approx(1.0).epsilon(1e-6));
+}
+
+TEST_CASE("mean_cosine_similarity rejects bad input", "[metrics]") {
+  const auto X = rows_of<double>({{1, 2}, {3, 4}});
+  const std::string message =
+      invalid_argument_message([&] { sae::mean_cosine_similarity(X, sae::Batch<double>::Zero(2, 3)); });
+  CHECK(message.find("mean_cosine_similarity") != std::string::npos);
+  CHECK(message.find("2 x 3") != std::string::npos);
+  CHECK(message.find("2 x 2") != std::string::npos);
+  CHECK_THROWS_AS(sae::mean_cosine_similarity(X.topRows(0), X.topRows(0)), std::invalid_argument);
+}
+
+// ---------------------------------------------------------------------------
+// mean_norm_ratio
+
+TEMPLATE_TEST_CASE("mean_norm_ratio averages ||x̂||/||x|| over nonzero rows", "[metrics]", float, double) {
+  // Row 0: ||(0, 2.5)|| / ||(3, 4)|| = 2.5 / 5 = 0.5. Row 1: x = 0, skipped.
+  // Row 2: ||(0, 2)|| / ||(1, 0)|| = 2. Mean over the two counted rows: 1.25.
+  const auto X = rows_of<TestType>({{3, 4}, {0, 0}, {1, 0}});
+  const auto X_hat = rows_of<TestType>({{0, 2.5}, {7, 7}, {0, 2}});
+  CHECK(sae::mean_norm_ratio(X, X_hat) == Approx(1.25).epsilon(1e-6));
+  CHECK(sae::mean_norm_ratio(X, X) == 1.0);
+  CHECK(sae::mean_norm_ratio(X, sae::Batch<TestType>::Zero(3, 2)) == 0.0);
+  // Scaling x̂ by c scales the ratio by c, whatever the direction.
+  CHECK(sae::mean_norm_ratio(X, (-TestType(0.5) * X).eval()) == Approx(0.5).epsilon(1e-6));
+}
+
+TEST_CASE("mean_norm_ratio rejects bad input", "[metrics]") {
+  const auto zero = rows_of<double>({{0, 0}, {0, 0}});
+  const std::string message = invalid_argument_message([&] { sae::mean_norm_ratio(zero, zero); });
+  CHECK(message.find("mean_norm_ratio") != std::string::npos);
+  CHECK(message.find("2 rows of X is zero") != std::string::npos);
+  CHECK_THROWS_AS(sae::mean_norm_ratio(zero, sae::Batch<double>::Zero(3, 2)), std::invalid_argument);
+  CHECK_THROWS_AS(sae::mean_norm_ratio(zero.topRows(0), zero.topRows(0)), std::invalid_argument);
+}
+
+// ---------------------------------------------------------------------------
+// relative_reconstruction_bias
+
+TEMPLATE_TEST_CASE("relative_reconstruction_bias of hand-worked cases", "[metrics]", float, double) {
+  // X = (1, 2), (3, 0); X_hat = (2, 1), (0, 1).
+  // sum ||x̂||^2 = 5 + 1 = 6; sum <x, x̂> = (2 + 2) + (0 + 0) = 4: 6/4 = 1.5.
+  const auto X = rows_of<TestType>({{1, 2}, {3, 0}});
+  CHECK(sae::relative_reconstruction_bias(X, rows_of<TestType>({{2, 1}, {0, 1}})) == 1.5);
+  // X = (1, 0), (0, 2); X_hat = X / 2: 1.25 / 2.5 = 0.5 (a shrunk reconstruction).
+  CHECK(sae::relative_reconstruction_bias(rows_of<TestType>({{1, 0}, {0, 2}}),
+                                          rows_of<TestType>({{0.5, 0}, {0, 1}})) == 0.5);
+  CHECK(sae::relative_reconstruction_bias(X, X) == 1.0);
+  CHECK(sae::relative_reconstruction_bias(X, (-X).eval()) == -1.0);
+  // Undefined when sum <x, x̂> = 0: x̂ = 0, or x̂ orthogonal to x.
+  CHECK(std::isnan(sae::relative_reconstruction_bias(X, sae::Batch<TestType>::Zero(2, 2))));
+  CHECK(std::isnan(sae::relative_reconstruction_bias(rows_of<TestType>({{1, 0}}), rows_of<TestType>({{0, 1}}))));
+}
+
+TEST_CASE("relative_reconstruction_bias of a scaled reconstruction is the scale", "[metrics]") {
+  // X_hat = c X: c^2 sum ||x||^2 / (c sum ||x||^2) = c, for any data.
+  sae::Rng rng(11);
+  sae::Batch<double> X(40, 6);
+  for (sae::Index i = 0; i < X.size(); ++i) X.data()[i] = rng.normal();
+  for (double c : {0.25, 0.8, 1.0, 3.0})
+    CHECK(sae::relative_reconstruction_bias(X, (c * X).eval()) == Approx(c).epsilon(1e-12));
+  const std::string message =
+      invalid_argument_message([&] { sae::relative_reconstruction_bias(X, sae::Batch<double>::Zero(40, 5)); });
+  CHECK(message.find("relative_reconstruction_bias") != std::string::npos);
+  CHECK(message.find("40 x 5") != std::string::npos);
+  CHECK_THROWS_AS(sae::relative_reconstruction_bias(X.topRows(0), X.topRows(0)), std::invalid_argument);
+}
+
+// ---------------------------------------------------------------------------
+// max_cosine_to_other_rows / max_pairwise_cosine
+
+TEMPLATE_TEST_CASE("max pairwise cosine of hand-worked decoders", "[metrics]", float, double) {
+  // Rows e1, e2, (3,4)/5: cos(e1, e2) = 0, cos(e1, r2) = 0.6, cos(e2, r2) = 0.8.
+  const auto W = rows_of<TestType>({{1, 0}, {0, 1}, {3, 4}});
+  const Eigen::VectorXd per_row = sae::max_cosine_to_other_rows(W);
+  REQUIRE(per_row.size() == 3);
+  CHECK(per_row(0) == Approx(0.6).epsilon(1e-6));
+  CHECK(per_row(1) == Approx(0.8).epsilon(1e-6));
+  CHECK(per_row(2) == Approx(0.8).epsilon(1e-6));
+  CHECK(sae::max_pairwise_cosine(W) == Approx(0.8).epsilon(1e-6));
+
+  // A duplicate direction (different norm) scores 1; a row is never compared with itself.
+  CHECK(sae::max_pairwise_cosine(rows_of<TestType>({{1, 0}, {2, 0}})) == Approx(1.0).epsilon(1e-6));
+  CHECK(sae::max_pairwise_cosine(rows_of<TestType>({{1, 0}, {0, 1}})) == 0.0);
+  // Signed: an antipodal pair is -1. A zero row has cosine 0 with everything.
+  CHECK(sae::max_pairwise_cosine(rows_of<TestType>({{1, 0}, {-1, 0}})) == Approx(-1.0).epsilon(1e-6));
+  const Eigen::VectorXd with_zero = sae::max_cosine_to_other_rows(rows_of<TestType>({{1, 0}, {-1, 0}, {0, 0}}));
+  CHECK(with_zero(0) == 0.0);
+  CHECK(with_zero(1) == 0.0);
+  CHECK(with_zero(2) == 0.0);
+}
+
+TEST_CASE("max_cosine_to_other_rows matches a naive double loop", "[metrics]") {
+  // 300 rows: more than one internal block of 256.
+  const sae::Index n = 300, d = 8;
+  sae::Rng rng(5);
+  sae::Batch<double> W(n, d);
+  for (sae::Index i = 0; i < W.size(); ++i) W.data()[i] = rng.normal();
+  W.row(123) = 2.5 * W.row(7);  // one duplicated direction
+
+  const Eigen::VectorXd per_row = sae::max_cosine_to_other_rows(W);
+  REQUIRE(per_row.size() == n);
+  double overall = -2.0;
+  for (sae::Index i = 0; i < n; ++i) {
+    double best = -2.0;
+    for (sae::Index j = 0; j < n; ++j) {
+      if (j == i) continue;
+      best = std::max(best, W.row(i).dot(W.row(j)) / (W.row(i).norm() * W.row(j).norm()));
+    }
+    INFO("row " << i);
+    CHECK(per_row(i) == Approx(best).epsilon(1e-12));
+    overall = std::max(overall, best);
+  }
+  CHECK(per_row(7) == Approx(1.0).epsilon(1e-12));
+  CHECK(per_row(123) == Approx(1.0).epsilon(1e-12));
+  CHECK(sae::max_pairwise_cosine(W) == Approx(overall).epsilon(1e-12));
+  const Eigen::MatrixXf W_f = W.cast<float>();  // column-major float
+  CHECK(sae::max_pairwise_cosine(W_f) == Approx(overall).epsilon(1e-5));
+}
+
+TEST_CASE("max pairwise cosine needs two rows", "[metrics]") {
+  const auto one = rows_of<double>({{1, 0}});
+  const std::string message = invalid_argument_message([&] { sae::max_pairwise_cosine(one); });
+  CHECK(message.find("max_pairwise_cosine") != std::string::npos);
+  CHECK(message.find("at least 2") != std::string::npos);
+  CHECK_THROWS_AS(sae::max_cosine_to_other_rows(one), std::invalid_argument);
+}
