@@ -1,5 +1,5 @@
 // One of two identical translation units of the ODR test (see odr.hpp).
-#include <sae/sae.hpp>
+#include <sae/train.hpp>  // includes sae.hpp: every header of the library
 
 #include <string>
 

@@ -67,13 +67,14 @@ void init_tied(Parameters<Scalar, D, F>& p, Rng& rng, double decoder_norm = 0.1)
   p.b_dec.setZero();
 }
 
-/// Fills `p` by the given scheme from a generator seeded with `seed`.
+/// Fills `p` by the given scheme from a generator seeded with `seed`;
+/// `tied_decoder_norm` is the decoder row norm of Init::Tied.
 template <typename Scalar, int D, int F>
-void initialize(Parameters<Scalar, D, F>& p, Init init, std::uint64_t seed) {
+void initialize(Parameters<Scalar, D, F>& p, Init init, std::uint64_t seed, double tied_decoder_norm = 0.1) {
   Rng rng(seed);
   switch (init) {
     case Init::LinearDefault: init_linear_default(p, rng); return;
-    case Init::Tied: init_tied(p, rng); return;
+    case Init::Tied: init_tied(p, rng, tied_decoder_norm); return;
   }
   throw std::invalid_argument("sae::initialize: unknown Init value");
 }

@@ -81,6 +81,11 @@ class Adam {
 
   /// Steps taken since construction or reset(): t in the update above.
   long long steps_taken() const { return steps_; }
+  /// Restores t along with the moments (for checkpoints).
+  void set_steps_taken(long long t) {
+    if (t < 0) throw std::invalid_argument("sae::Adam: step count must be >= 0, got " + std::to_string(t));
+    steps_ = t;
+  }
 
   /// The moments, one array per tensor in the order W_enc, b_enc, W_dec,
   /// b_dec (empty before the first step). For checkpoints and for resetting
