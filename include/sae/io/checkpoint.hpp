@@ -720,24 +720,7 @@ class CheckpointReader {
       const int error_number = errno;
       detail::checkpoint_fail(path, "cannot open for reading: " + detail::system_error_text(error_number));
     }
-    // Sized from the file system, then read on to the end in case the size was wrong.
-    std::vector<unsigned char> bytes;
-    std::error_code size_error;
-    const std::uintmax_t expected = std::filesystem::file_size(path, size_error);
-    if (!size_error && expected > 0 && expected < std::numeric_limits<std::size_t>::max() / 2) {
-      bytes.resize(static_cast<std::size_t>(expected));
-      in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-      bytes.resize(static_cast<std::size_t>(in.gcount()));
-    }
-    constexpr std::size_t chunk = std::size_t{1} << 16;
-    while (in && in.peek() != std::ifstream::traits_type::eof()) {
-      const std::size_t old_size = bytes.size();
-      bytes.resize(old_size + chunk);
-      in.read(reinterpret_cast<char*>(bytes.data() + old_size), static_cast<std::streamsize>(chunk));
-      bytes.resize(old_size + static_cast<std::size_t>(in.gcount()));
-    }
-    if (in.bad()) detail::checkpoint_fail(path, "read error after " + std::to_string(bytes.size()) + " bytes");
-    return bytes;
+    return detail::read_to_end(in, path);
   }
 
   void validate() {

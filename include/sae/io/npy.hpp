@@ -421,14 +421,15 @@ inline void read_exactly(std::ifstream& in, unsigned char* out, std::size_t coun
   }
 }
 
-/// The whole file. Sized from the file system when it can be, then read on
-/// to the end, so a special file or a file that changes size still reads right.
-inline std::vector<unsigned char> read_whole_file(const std::string& path) {
-  std::ifstream in = open_for_reading(path);
+/// Everything left in `in`, the file at `path`. Sized from the file system
+/// when it can be, then read on to the end, so a special file or a file that
+/// changes size still reads right. A read error throws std::runtime_error
+/// "<path>: read error after N bytes".
+inline std::vector<unsigned char> read_to_end(std::ifstream& in, const std::string& path) {
   std::vector<unsigned char> bytes;
   std::error_code size_error;
   const std::uintmax_t expected_size = std::filesystem::file_size(path, size_error);
-  if (!size_error && expected_size > 0) {
+  if (!size_error && expected_size > 0 && expected_size < std::numeric_limits<std::size_t>::max() / 2) {
     bytes.resize(static_cast<std::size_t>(expected_size));
     in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
     bytes.resize(static_cast<std::size_t>(in.gcount()));
@@ -442,6 +443,12 @@ inline std::vector<unsigned char> read_whole_file(const std::string& path) {
   }
   if (in.bad()) npy_fail(path, "read error after " + std::to_string(bytes.size()) + " bytes");
   return bytes;
+}
+
+/// The whole .npy file.
+inline std::vector<unsigned char> read_whole_file(const std::string& path) {
+  std::ifstream in = open_for_reading(path);
+  return read_to_end(in, path);
 }
 
 // ---------------------------------------------------------------------------
