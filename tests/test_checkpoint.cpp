@@ -21,6 +21,10 @@
 #include <sae/core/parameters.hpp>
 #include <sae/io/checkpoint.hpp>
 
+#include "temp_dir.hpp"
+
+using sae_test::TempDir;
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -118,29 +122,6 @@ Bytes checkpoint_file(const std::vector<Bytes>& entries) { return checkpoint_fil
 // ---------------------------------------------------------------------------
 // Files
 
-/// A fresh directory under the system's temporary directory, removed at the end.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::random_device device;
-    path = fs::temp_directory_path() /
-           ("sae_test_checkpoint_" + std::to_string(device()) + "_" + std::to_string(device()));
-    fs::create_directories(path);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  ~TempDir() {
-    std::error_code ignored;
-    fs::remove_all(path, ignored);
-  }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-  std::vector<std::string> listing() const {
-    std::vector<std::string> names;
-    for (const auto& item : fs::directory_iterator(path)) names.push_back(item.path().filename().string());
-    std::sort(names.begin(), names.end());
-    return names;
-  }
-};
 
 Bytes read_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -263,7 +244,7 @@ TEST_CASE("The writer's bytes follow the documented format", "[checkpoint]") {
   CHECK_FALSE(writer.has("LR"));
   REQUIRE(writer.to_bytes() == expected);
 
-  TempDir dir;
+  const TempDir dir("sae_test_checkpoint");
   const std::string path = dir.file("format.sae");
   writer.write(path);
   CHECK(read_bytes(path) == expected);
@@ -326,7 +307,7 @@ TEST_CASE("Every kind of entry round-trips through a file", "[checkpoint]") {
   writer.put_string("binary", binary);
   writer.put_string("config", long_text);
 
-  TempDir dir;
+  const TempDir dir("sae_test_checkpoint");
   const std::string path = dir.file("all.sae");
   writer.write(path);
   const sae::CheckpointReader reader(path);
@@ -545,7 +526,7 @@ TEST_CASE("Missing entries, wrong kinds and bad names are reported clearly", "[c
 }
 
 TEST_CASE("A crash while writing keeps the previous checkpoint", "[checkpoint]") {
-  TempDir dir;
+  const TempDir dir("sae_test_checkpoint");
   const std::string path = dir.file("ckpt.sae");
   small_checkpoint(1).write(path);
   const Bytes old_bytes = read_bytes(path);
@@ -571,7 +552,7 @@ TEST_CASE("A crash while writing keeps the previous checkpoint", "[checkpoint]")
   REQUIRE(after_crash.size() == 2);
   CHECK(after_crash[0] == "ckpt.sae");
   CHECK(starts_with(after_crash[1], "ckpt.sae.tmp."));
-  CHECK(fs::file_size(dir.path / after_crash[1]) == total / 2);
+  CHECK(fs::file_size(dir.path() / after_crash[1]) == total / 2);
   check_small(sae::CheckpointReader(path), 1);
   CHECK_THAT(runtime_error_message([&] { sae::CheckpointReader(dir.file(after_crash[1])); }),
              Contains("truncated"));
@@ -582,7 +563,7 @@ TEST_CASE("A crash while writing keeps the previous checkpoint", "[checkpoint]")
 }
 
 TEST_CASE("Failed writes name the path and leave nothing behind", "[checkpoint]") {
-  TempDir dir;
+  const TempDir dir("sae_test_checkpoint");
   const sae::CheckpointWriter writer = small_checkpoint(3);
 
   const std::string no_directory = dir.file("missing/ckpt.sae");
@@ -590,11 +571,11 @@ TEST_CASE("Failed writes name the path and leave nothing behind", "[checkpoint]"
   CHECK(starts_with(message, no_directory + ": "));
   CHECK_THAT(message, Contains("cannot create the temporary file"));
 
-  fs::create_directory(dir.path / "a_directory");
+  fs::create_directory(dir.path() / "a_directory");
   const std::string onto_directory = dir.file("a_directory");
   CHECK_THAT(runtime_error_message([&] { writer.write(onto_directory); }), Contains("cannot rename"));
   CHECK(dir.listing() == std::vector<std::string>{"a_directory"});
-  CHECK(fs::is_empty(dir.path / "a_directory"));
+  CHECK(fs::is_empty(dir.path() / "a_directory"));
 
   CHECK_THROWS_AS(writer.write(""), std::runtime_error);
 }
@@ -616,7 +597,7 @@ TEST_CASE("Every truncation of a valid file is rejected", "[checkpoint]") {
   longer.push_back(0);
   CHECK_THAT(rejection(longer), Contains("extra bytes at the end"));
 
-  TempDir dir;
+  const TempDir dir("sae_test_checkpoint");
   const std::string path = dir.file("torn.sae");
   write_bytes(path, Bytes(file.begin(), file.begin() + 100));
   const std::string message = runtime_error_message([&] { sae::CheckpointReader{path}; });
@@ -762,12 +743,12 @@ TEST_CASE("Malformed files are rejected with a message saying what is wrong", "[
 }
 
 TEST_CASE("Reading a missing file or a directory names the path", "[checkpoint]") {
-  TempDir dir;
+  const TempDir dir("sae_test_checkpoint");
   const std::string missing = dir.file("nope.sae");
   const std::string message = runtime_error_message([&] { sae::CheckpointReader{missing}; });
   CHECK(starts_with(message, missing + ": "));
   CHECK_THAT(message, Contains("cannot open"));
-  CHECK_THAT(runtime_error_message([&] { sae::CheckpointReader{dir.path.string()}; }), Contains("is a directory"));
+  CHECK_THAT(runtime_error_message([&] { sae::CheckpointReader{dir.path().string()}; }), Contains("is a directory"));
   write_bytes(dir.file("empty.sae"), {});
   CHECK_THAT(runtime_error_message([&] { sae::CheckpointReader{dir.file("empty.sae")}; }), Contains("empty"));
 }

@@ -27,6 +27,10 @@
 #include <sae/io/npy.hpp>
 #include <sae/train/data_source.hpp>
 
+#include "temp_dir.hpp"
+
+using sae_test::TempDir;
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -111,26 +115,6 @@ bool same_bits(const std::vector<sae::Batch<Scalar>>& a, const std::vector<sae::
 // ---------------------------------------------------------------------------
 // Files
 
-/// A fresh directory under the system's temporary directory, removed with everything in it.
-class TempDir {
- public:
-  TempDir() {
-    std::random_device device;
-    path_ = fs::temp_directory_path() /
-            ("sae_test_data_source_" + std::to_string(::getpid()) + "_" + std::to_string(device()));
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  fs::path path_;
-};
 
 template <typename UInt>
 void put_bytes(std::string& out, UInt bits, bool big_endian) {
@@ -362,7 +346,7 @@ TEST_CASE("InMemorySource::restore refuses states that do not fit, and then chan
 
 TEMPLATE_TEST_CASE("NpyFileSource serves several files as one stream, each row once per epoch", "[data]", float,
                    double) {
-  TempDir dir;
+  const TempDir dir("sae_test_data_source");
   const std::vector<Index> file_rows{300, 1, 457};  // 758 rows; a 1-row file in the middle
   const Index n = 758;
   const auto paths = write_id_files(dir, file_rows, 4);
@@ -393,7 +377,7 @@ TEMPLATE_TEST_CASE("NpyFileSource serves several files as one stream, each row o
 }
 
 TEST_CASE("NpyFileSource without shuffling serves the files in order, epoch after epoch", "[data]") {
-  TempDir dir;
+  const TempDir dir("sae_test_data_source");
   const auto paths = write_id_files(dir, {30, 1, 17}, 3);
   for (const Index buffer_rows : {Index{1}, Index{5}, Index{16}, Index{48}, Index{1000}}) {
     CAPTURE(buffer_rows);
@@ -405,7 +389,7 @@ TEST_CASE("NpyFileSource without shuffling serves the files in order, epoch afte
 }
 
 TEST_CASE("NpyFileSource mixes whole blocks in each buffer, from random places", "[data]") {
-  TempDir dir;
+  const TempDir dir("sae_test_data_source");
   const auto paths = write_id_files(dir, {640}, 2);
 
   SECTION("four blocks of 32 rows per buffer of 128") {
@@ -445,7 +429,7 @@ TEST_CASE("NpyFileSource mixes whole blocks in each buffer, from random places",
 }
 
 TEST_CASE("NpyFileSource: the same seed gives the same stream, another seed another", "[data]") {
-  TempDir dir;
+  const TempDir dir("sae_test_data_source");
   const auto paths = write_id_files(dir, {90, 61}, 3);
   sae::NpyFileSource<float> a(paths, options(40, 8, 21)), b(paths, options(40, 8, 21)), c(paths, options(40, 8, 22));
   const auto batches_a = pull_batches(a, 12, 32);
@@ -462,7 +446,7 @@ TEST_CASE("NpyFileSource: the same seed gives the same stream, another seed anot
 
 TEMPLATE_TEST_CASE("NpyFileSource state() restored into a fresh source continues the stream bit for bit", "[data]",
                    float, double) {
-  TempDir dir;
+  const TempDir dir("sae_test_data_source");
   const auto paths = write_id_files(dir, {100, 3, 57}, 2);  // 160 rows
   const bool shuffle = GENERATE(true, false);
   const Index buffer_rows = GENERATE(40, 7, 500);
@@ -495,7 +479,7 @@ TEMPLATE_TEST_CASE("NpyFileSource state() restored into a fresh source continues
 }
 
 TEST_CASE("NpyFileSource::restore refuses states that do not fit, and then changes nothing", "[data]") {
-  TempDir dir;
+  const TempDir dir("sae_test_data_source");
   const auto paths = write_id_files(dir, {50, 30}, 2);
   const auto settings = options(32, 8, 3);
   sae::NpyFileSource<float> source(paths, settings), twin(paths, settings);
@@ -544,7 +528,7 @@ TEST_CASE("NpyFileSource::restore refuses states that do not fit, and then chang
 }
 
 TEST_CASE("NpyFileSource converts f2 and big-endian files", "[data]") {
-  TempDir dir;
+  const TempDir dir("sae_test_data_source");
   const std::string half = dir.file("half.npy");
   const std::string big = dir.file("big.npy");
   write_raw_npy(half, dict("<f2", false, "(300, 3)"), half_id_data(0, 300, 3));
@@ -565,7 +549,7 @@ TEST_CASE("NpyFileSource reads files written by NumPy", "[data]") {
     WARN("skipped: /usr/bin/python3 has no numpy");
     return;
   }
-  TempDir dir;
+  const TempDir dir("sae_test_data_source");
   const std::string f32 = dir.file("np32.npy"), f16 = dir.file("np16.npy"), f64 = dir.file("np64.npy");
   const std::string fortran = dir.file("npF.npy");
   // Row i = i + 0.25 * [0, 1, 2, 3]; ids continue from one file to the next.
@@ -591,7 +575,7 @@ TEST_CASE("NpyFileSource reads files written by NumPy", "[data]") {
 }
 
 TEST_CASE("NpyFileSource refuses bad files and settings with messages naming the file", "[data]") {
-  TempDir dir;
+  const TempDir dir("sae_test_data_source");
   const auto good = write_id_files(dir, {10}, 3, "good");
   const std::string& ok = good[0];
 
@@ -651,7 +635,7 @@ TEST_CASE("NpyFileSource refuses bad files and settings with messages naming the
 }
 
 TEST_CASE("detail::MappedFile maps a file read-only and moves ownership of the map", "[data]") {
-  TempDir dir;
+  const TempDir dir("sae_test_data_source");
   const std::string path = dir.file("bytes.bin");
   std::ofstream(path, std::ios::binary) << "0123456789";
 

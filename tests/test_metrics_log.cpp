@@ -21,32 +21,14 @@
 
 #include <sae/train/metrics_log.hpp>
 
+#include "temp_dir.hpp"
+
 namespace fs = std::filesystem;
+
+using sae_test::TempDir;
 
 namespace {
 
-class TempDir {
- public:
-  TempDir() {
-    static std::atomic<int> counter{0};
-    std::random_device device;
-    path_ = fs::temp_directory_path() /
-            ("sae_test_metrics_log_" + std::to_string(device()) + "_" + std::to_string(counter.fetch_add(1)));
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  const fs::path& path() const { return path_; }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  fs::path path_;
-};
 
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -202,7 +184,7 @@ TEST_CASE("to_json_object writes one object on one line", "[metrics_log]") {
 // The file
 
 TEST_CASE("MetricsLog writes and flushes one line per write", "[metrics_log]") {
-  TempDir dir;
+  const TempDir dir("sae_test_metrics_log");
   const std::string path = dir.file("metrics.jsonl");
   sae::MetricsLog log(path);
   CHECK(log.path() == path);
@@ -225,7 +207,7 @@ TEST_CASE("MetricsLog writes and flushes one line per write", "[metrics_log]") {
 }
 
 TEST_CASE("MetricsLog truncates by default and appends on request", "[metrics_log]") {
-  TempDir dir;
+  const TempDir dir("sae_test_metrics_log");
   const std::string path = dir.file("m.jsonl");
   write_file(path, "{\"old\": 1}\n");
   { sae::MetricsLog log(path); }
@@ -248,7 +230,7 @@ TEST_CASE("MetricsLog truncates by default and appends on request", "[metrics_lo
 }
 
 TEST_CASE("MetricsLog in append mode drops an unterminated last line", "[metrics_log]") {
-  TempDir dir;
+  const TempDir dir("sae_test_metrics_log");
   const std::string path = dir.file("crashed.jsonl");
 
   // A process died in the middle of line 3.
@@ -276,7 +258,7 @@ TEST_CASE("MetricsLog in append mode drops an unterminated last line", "[metrics
 }
 
 TEST_CASE("MetricsLog names the file it cannot open", "[metrics_log]") {
-  TempDir dir;
+  const TempDir dir("sae_test_metrics_log");
   const std::string missing_dir = dir.file("no/such/dir/m.jsonl");
   try {
     sae::MetricsLog log(missing_dir);
@@ -299,7 +281,7 @@ TEST_CASE("Python's json module reads every line back", "[metrics_log]") {
     WARN("/usr/bin/python3 with json is not available: skipping the Python cross-check");
     return;
   }
-  TempDir dir;
+  const TempDir dir("sae_test_metrics_log");
   const std::string path = dir.file("metrics.jsonl");
   // Random doubles and floats from bit patterns (all magnitudes, subnormals included),
   // with their exact values passed to Python as hex.

@@ -22,6 +22,10 @@
 
 #include <sae/io/npy.hpp>
 
+#include "temp_dir.hpp"
+
+using sae_test::TempDir;
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -97,40 +101,6 @@ std::string dict(const std::string& descr, const std::string& shape, bool fortra
 // ---------------------------------------------------------------------------
 // Files
 
-/// A fresh directory under the system temp directory, removed with everything in it.
-class TempDir {
- public:
-  TempDir() {
-    static std::atomic<int> counter{0};
-    std::random_device device;
-    path_ = fs::temp_directory_path() /
-            ("sae_test_npy_" + std::to_string(device()) + "_" + std::to_string(counter.fetch_add(1)));
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  const fs::path& path() const { return path_; }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-
-  /// Writes `bytes` to `name` and returns the file's path.
-  std::string write(const std::string& name, const std::string& bytes) const {
-    const std::string file_path = file(name);
-    std::ofstream out(file_path, std::ios::binary | std::ios::trunc);
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    out.close();
-    REQUIRE(out.good());
-    return file_path;
-  }
-
- private:
-  fs::path path_;
-};
-
 std::string read_bytes(const std::string& file_path) {
   std::ifstream in(file_path, std::ios::binary);
   std::ostringstream contents;
@@ -160,7 +130,7 @@ double formula(int i, int j) { return ((i * 7) % 13) - 6 + 0.25 * j; }
 // Reading hand-made files
 
 TEST_CASE("load_npy reads little-endian f4 and f8 in C order", "[npy]") {
-  TempDir dir;
+  const TempDir dir("sae_test_npy");
   const std::string f4 = dir.write("f4.npy", npy(dict("<f4", "(2, 3)"), little_endian<float>({1.5f, -2.0f, 0.1f, 3e38f, -0.0f, 7.0f})));
   const sae::Batch<float> a = sae::load_npy<float>(f4);
   REQUIRE(a.rows() == 2);
@@ -199,7 +169,7 @@ TEST_CASE("load_npy reads little-endian f4 and f8 in C order", "[npy]") {
 }
 
 TEST_CASE("load_npy reads big-endian f4 and f8", "[npy]") {
-  TempDir dir;
+  const TempDir dir("sae_test_npy");
   // 1.0f is 3f 80 00 00 and -2.5f is c0 20 00 00, most significant byte first.
   std::string f4_data = {'\x3f', '\x80', '\x00', '\x00', '\xc0', '\x20', '\x00', '\x00'};
   f4_data += big_endian<float>({0.1f, 1e-45f});
@@ -221,7 +191,7 @@ TEST_CASE("load_npy reads big-endian f4 and f8", "[npy]") {
 }
 
 TEST_CASE("load_npy places Fortran-order elements by column", "[npy]") {
-  TempDir dir;
+  const TempDir dir("sae_test_npy");
   // The 2 x 3 array [[11, 12, 13], [21, 22, 23]] stored column by column.
   const std::string data = little_endian<float>({11, 21, 12, 22, 13, 23});
   const auto a = sae::load_npy<float>(dir.write("f.npy", npy(dict("<f4", "(2, 3)", true), data)));
@@ -245,7 +215,7 @@ TEST_CASE("load_npy places Fortran-order elements by column", "[npy]") {
 }
 
 TEST_CASE("load_npy converts f2 half precision, with subnormals, inf and nan", "[npy]") {
-  TempDir dir;
+  const TempDir dir("sae_test_npy");
   const std::initializer_list<std::uint16_t> halves = {
       0x3C00,  // 1.0
       0xC000,  // -2.0
@@ -281,7 +251,7 @@ TEST_CASE("load_npy converts f2 half precision, with subnormals, inf and nan", "
 }
 
 TEST_CASE("load_npy reads format versions 2.0 and 3.0", "[npy]") {
-  TempDir dir;
+  const TempDir dir("sae_test_npy");
   const std::string data = little_endian<double>({1, 2, 3, 4, 5, 6});
   for (const int major : {2, 3}) {
     INFO("version " << major << ".0");
@@ -296,7 +266,7 @@ TEST_CASE("load_npy reads format versions 2.0 and 3.0", "[npy]") {
 }
 
 TEST_CASE("load_npy maps 0-d, 1-d and empty shapes", "[npy]") {
-  TempDir dir;
+  const TempDir dir("sae_test_npy");
   const auto scalar = sae::load_npy<double>(dir.write("s.npy", npy(dict("<f8", "()"), little_endian<double>({3.5}))));
   REQUIRE((scalar.rows() == 1 && scalar.cols() == 1));
   CHECK(scalar(0, 0) == 3.5);
@@ -315,7 +285,7 @@ TEST_CASE("load_npy maps 0-d, 1-d and empty shapes", "[npy]") {
 }
 
 TEST_CASE("load_npy converts integer and bool dtypes", "[npy]") {
-  TempDir dir;
+  const TempDir dir("sae_test_npy");
   const auto i4 = sae::load_npy<double>(
       dir.write("i4.npy", npy(dict("<i4", "(2, 2)"), little_endian<std::int32_t>({-1, 2147483647, -2147483647 - 1, 7}))));
   CHECK(i4(0, 0) == -1);
@@ -363,7 +333,7 @@ TEST_CASE("load_npy converts integer and bool dtypes", "[npy]") {
 }
 
 TEST_CASE("load_npy accepts any header numpy could read the same way", "[npy]") {
-  TempDir dir;
+  const TempDir dir("sae_test_npy");
   const std::string data = little_endian<float>({1, 2, 3, 4, 5, 6});
   const char* const headers[] = {
       "{'shape': (2, 3), 'descr': '<f4', 'fortran_order': False}",  // any key order, no trailing comma
@@ -383,7 +353,7 @@ TEST_CASE("load_npy accepts any header numpy could read the same way", "[npy]") 
 }
 
 TEST_CASE("parse_npy_header and read_npy_header report the layout", "[npy]") {
-  TempDir dir;
+  const TempDir dir("sae_test_npy");
   const std::string bytes = npy(dict(">i2", "(3, 4)", true), std::string(24, '\0'));
   const std::string file = dir.write("h.npy", bytes);
   const std::vector<unsigned char> buffer(bytes.begin(), bytes.end());
@@ -415,7 +385,7 @@ TEST_CASE("parse_npy_header and read_npy_header report the layout", "[npy]") {
 // Writing
 
 TEST_CASE("save_npy then load_npy gives the values back exactly", "[npy]") {
-  TempDir dir;
+  const TempDir dir("sae_test_npy");
   sae::Batch<float> a(4, 3);
   for (Eigen::Index i = 0; i < a.size(); ++i) a.data()[i] = static_cast<float>(formula(static_cast<int>(i), 3)) / 7.0f;
   a(0, 0) = std::numeric_limits<float>::infinity();
@@ -458,7 +428,7 @@ TEST_CASE("save_npy then load_npy gives the values back exactly", "[npy]") {
 }
 
 TEST_CASE("save_npy writes numpy's header layout", "[npy]") {
-  TempDir dir;
+  const TempDir dir("sae_test_npy");
   const auto header_text = [](const std::string& bytes) {
     REQUIRE(bytes.size() >= 10);
     const std::size_t length = static_cast<unsigned char>(bytes[8]) + 256u * static_cast<unsigned char>(bytes[9]);
@@ -504,7 +474,7 @@ TEST_CASE("save_npy writes numpy's header layout", "[npy]") {
 }
 
 TEST_CASE("save_npy replaces the file atomically and cleans up on failure", "[npy]") {
-  TempDir dir;
+  const TempDir dir("sae_test_npy");
   const std::string target = dir.file("out.npy");
   sae::save_npy(target, Eigen::MatrixXf::Constant(2, 2, 1.0f));
   sae::save_npy(target, Eigen::MatrixXf::Constant(3, 1, 2.0f));  // overwrite a longer file with a shorter one
@@ -520,10 +490,7 @@ TEST_CASE("save_npy replaces the file atomically and cleans up on failure", "[np
   CHECK_THROWS_MATCHES(sae::save_npy(missing_dir, Eigen::MatrixXf::Zero(2, 2)), std::runtime_error,
                        ErrorMessage(missing_dir, "cannot create the temporary file"));
 
-  std::vector<std::string> names;
-  for (const auto& entry : fs::directory_iterator(dir.path())) names.push_back(entry.path().filename().string());
-  std::sort(names.begin(), names.end());
-  CHECK(names == std::vector<std::string>{"blocked.npy", "out.npy"});
+  CHECK(dir.listing() == std::vector<std::string>{"blocked.npy", "out.npy"});
 }
 
 // ---------------------------------------------------------------------------
@@ -536,7 +503,7 @@ TEST_CASE("npy files agree with NumPy in both directions", "[npy]") {
     WARN("/usr/bin/python3 with numpy is not available: skipping the NumPy cross-check");
     return;
   }
-  TempDir dir;
+  const TempDir dir("sae_test_npy");
 
   // Our files for np.load to check.
   sae::Batch<float> row_major(5, 7);
@@ -608,7 +575,7 @@ sys.exit(1 if failed else 0)
 // Malformed input
 
 TEST_CASE("load_npy rejects malformed files, naming the file and the problem", "[npy]") {
-  TempDir dir;
+  const TempDir dir("sae_test_npy");
   const std::string f4_4x8 = std::string(128, '\0');
   const std::string good_dict = dict("<f4", "(4, 8)");
   std::string huge_header = raw_npy("", "", 2);
@@ -689,7 +656,7 @@ TEST_CASE("load_npy rejects malformed files, naming the file and the problem", "
 }
 
 TEST_CASE("load_npy survives a deterministic mini-fuzz", "[npy]") {
-  TempDir dir;
+  const TempDir dir("sae_test_npy");
   const std::vector<std::string> seeds = {
       npy(dict("<f4", "(3, 4)"), little_endian<float>({1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12})),
       npy(dict(">f2", "(2, 3)", true), big_endian<std::uint16_t>({0x3C00, 0x0001, 0x7C00, 0x7E00, 0xC000, 0x7BFF}), 2),

@@ -7,22 +7,14 @@
 
 #include <sae/train.hpp>
 
+#include "temp_dir.hpp"
+
+using sae_test::TempDir;
+
 namespace {
 
 namespace fs = std::filesystem;
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() / ("sae_trainer_test_" + std::to_string(sae::Rng(std::random_device{}()).next_u64()));
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    fs::remove_all(path, ignored);
-  }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
 
 sae::Batch<double> synthetic_rows(sae::Index rows, std::uint64_t seed) {
   sae::SyntheticSuperposition<double> data(16, 32, 3.0, seed);
@@ -54,7 +46,7 @@ bool identical(const Params& a, const Params& b) {
 }  // namespace
 
 TEST_CASE("a resumed run repeats the uninterrupted run bit for bit", "[trainer][checkpoint]") {
-  TempDir dir;
+  const TempDir dir("sae_test_trainer");
   const auto rows = synthetic_rows(500, 1);
   const long long steps = 24;
 
@@ -127,7 +119,7 @@ TEST_CASE("the exported model works on raw activations", "[trainer]") {
 }
 
 TEST_CASE("a non-finite input stops training with the step and row, keeping the checkpoint", "[trainer][errors]") {
-  TempDir dir;
+  const TempDir dir("sae_test_trainer");
   sae::Batch<double> rows = synthetic_rows(64, 4);
   rows(40, 3) = std::numeric_limits<double>::quiet_NaN();
   sae::SparseAutoEncoder<double> model(16, 48);
@@ -160,7 +152,7 @@ TEST_CASE("a non-finite loss stops training with the step", "[trainer][errors]")
 }
 
 TEST_CASE("checkpoints for another model size are refused", "[trainer][errors]") {
-  TempDir dir;
+  const TempDir dir("sae_test_trainer");
   const auto rows = synthetic_rows(64, 6);
   sae::SparseAutoEncoder<double> model(16, 48);
   sae::InMemorySource<double> data(rows, 0);
