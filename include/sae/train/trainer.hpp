@@ -48,7 +48,7 @@ struct StepReport {
   double learning_rate = 0;       ///< used for this step
   double l1_coefficient = 0;      ///< λ used for this step
   double gradient_norm = 0;       ///< before clipping
-  std::uint64_t tokens = 0;       ///< rows trained on so far
+  std::uint64_t tokens = 0;       ///< rows trained on so far (steps × batch size; not the data samples)
   Index resampled_latents = 0;    ///< latents resampled after this step
 };
 
@@ -128,7 +128,7 @@ class Trainer {
       report.resampled_latents = resample();
 
     report.step = steps_;
-    report.tokens = data_.rows_served();
+    report.tokens = static_cast<std::uint64_t>(steps_) * static_cast<std::uint64_t>(config_.batch_size);
     return report;
   }
 
