@@ -3,7 +3,7 @@
 //   sae_train --data A.npy[,B.npy...] [--heldout H.npy] --arch relu
 //             --recipe seed|standard|april --dict-size F [--l1 λ] [--steps N]
 //             [--batch B] [--lr LR] [--seed S] [--out DIR] [--metrics M.jsonl]
-//             [--resume DIR] [--checkpoint-every N]
+//             [--resume DIR] [--checkpoint-every N] [--tokens N]
 //
 // With no --data it trains on the synthetic ground-truth data of the
 // quickstart (D = 256, 512 true features, ~5 active) and also reports MMCS.
@@ -15,6 +15,7 @@
 // checkpoint (checkpoint.sae, rewritten atomically every --checkpoint-every
 // steps and at the end) that --resume DIR continues from.
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -37,6 +38,7 @@ const char* kUsage = R"(usage: sae_train [options]
   --dict-size F            number of latents (default 8 x D; 1024 on the synthetic data)
   --l1 LAMBDA              L1 coefficient (default: the recipe's)
   --steps N                training steps (default 3000)
+  --tokens N               token budget instead of --steps: ceil(N / batch) steps
   --batch B                rows per step (default 1024; 64 on the synthetic data)
   --lr RATE                learning rate (default: the recipe's; 3e-3 on the synthetic data,
                            where the standard recipe then recovers MMCS >= 0.99 in about 30 s)
@@ -52,6 +54,7 @@ struct Options {
   std::vector<std::string> data;
   std::string heldout, arch = "relu", recipe = "standard", out, metrics, resume;
   long long dict_size = 0, steps = 0, batch = 0, checkpoint_every = 1000;  // 0: default for the data
+  double tokens = 0;  // a token budget: steps = ceil(tokens / batch) when --steps is not given
   double l1 = -1, lr = -1;
   std::uint64_t seed = 0;
 };
@@ -87,6 +90,7 @@ Options parse(int argc, char** argv) {
     else if (flag == "--dict-size") number(o.dict_size);
     else if (flag == "--l1") number(o.l1);
     else if (flag == "--steps") number(o.steps);
+    else if (flag == "--tokens") number(o.tokens);
     else if (flag == "--batch") number(o.batch);
     else if (flag == "--lr") number(o.lr);
     else if (flag == "--seed") number(o.seed);
@@ -101,8 +105,10 @@ Options parse(int argc, char** argv) {
     throw std::invalid_argument("--steps, --batch and --dict-size must be positive");
   // Defaults that give a good SAE with no other flags (see kUsage).
   const bool synthetic = o.data.empty();
-  if (o.steps == 0) o.steps = 3000;
   if (o.batch == 0) o.batch = synthetic ? 64 : 1024;
+  if (o.tokens < 0) throw std::invalid_argument("--tokens must be positive");
+  if (o.steps == 0 && o.tokens > 0) o.steps = static_cast<long long>(std::ceil(o.tokens / static_cast<double>(o.batch)));
+  if (o.steps == 0) o.steps = 3000;
   if (o.lr <= 0 && synthetic) o.lr = 3e-3;
   return o;
 }
