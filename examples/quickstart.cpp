@@ -47,6 +47,7 @@
 #include <sae/data/synthetic.hpp>  // sae::SyntheticSuperposition
 #include <sae/metrics.hpp>         // FVU, L0, MMCS
 #include <sae/sae.hpp>             // model, objective, optimizers
+#include <sae/train/constraints.hpp>  // unit-norm decoder rows
 
 namespace {
 
@@ -138,7 +139,7 @@ int main(int argc, char** argv) {
   // SAELens shapes: W_enc [D, F], b_enc [F], W_dec [F, D], b_dec [D].
   sae::SparseAutoEncoder<float> model(data.input_dim(), opt.dict_size, sae::Init::Tied, opt.seed + 1);
   auto& params = model.params();
-  params.W_dec.rowwise().normalize();  // start on the constraint we keep below
+  sae::normalize_decoder_rows(params);  // start on the constraint we keep below
 
   // ---- 3. Objective and optimizer ------------------------------------------------
   const float lr = static_cast<float>(opt.learning_rate);
@@ -200,7 +201,7 @@ int main(int argc, char** argv) {
 
     report = sae::loss_and_gradient(model, X, objective, grads, workspace);  // fills grads
     adam.step(params, grads);
-    params.W_dec.rowwise().normalize();  // each latent's direction has norm 1
+    sae::normalize_decoder_rows(params);  // each latent's direction has norm 1
 
     if (step % report_every == 0 || step == opt.steps) {
       last = evaluate();
