@@ -154,18 +154,27 @@ TEST_CASE("the two L1 reductions differ by exactly the batch size", "[loss]") {
   CHECK(sum.loss == Approx(sum.l2 + 0.1 * sum.l1).epsilon(1e-14));
 }
 
-TEST_CASE("decoder-norm weighting: a hand-worked loss and gradient", "[loss]") {
-  // The same one-token model as below, with W_dec rows of norm 2 and 3 (D = 1):
-  // f = [1.5, 0] → L1 = 1.5 * 2 = 3; the live latent's code gradient gains λ * 2,
-  // and its decoder row gains λ * f * W_dec / ‖W_dec‖ = 0.1 * 1.5 * 1 = 0.15.
+namespace {
+
+// D = 1, F = 2, for hand-worked cases with the input x = 1:
+// W_enc = [1, -1], b_enc = [0.5, 0], W_dec = [2; 3], b_dec = 0.
+sae::SparseAutoEncoder<double, 1, 2> one_token_model() {
   sae::Parameters<double, 1, 2> p;
   p.W_enc << 1, -1;
   p.b_enc << 0.5, 0;
   p.W_dec << 2, 3;
   p.b_dec << 0;
-  const sae::SparseAutoEncoder<double, 1, 2> model(p);
-  sae::Batch<double, 1> X(1, 1);
-  X << 1;
+  return sae::SparseAutoEncoder<double, 1, 2>(p);
+}
+
+}  // namespace
+
+TEST_CASE("decoder-norm weighting: a hand-worked loss and gradient", "[loss]") {
+  // one_token_model(), whose W_dec rows have norm 2 and 3 (D = 1):
+  // f = [1.5, 0] → L1 = 1.5 * 2 = 3; the live latent's code gradient gains λ * 2,
+  // and its decoder row gains λ * f * W_dec / ‖W_dec‖ = 0.1 * 1.5 * 1 = 0.15.
+  const auto model = one_token_model();
+  const sae::Batch<double, 1> X = sae::Batch<double, 1>::Ones(1, 1);
   auto grads = sae::zeros_like(model.params());
   const sae::L1Objective<double> objective{0.1, sae::L1Reduction::MeanOverBatch, sae::L1Weighting::DecoderNorm};
   const auto r = sae::loss_and_gradient(model, X, objective, grads);
@@ -178,16 +187,10 @@ TEST_CASE("decoder-norm weighting: a hand-worked loss and gradient", "[loss]") {
 }
 
 TEST_CASE("a hand-worked loss and gradient", "[loss]") {
-  // D = 1, F = 2, one token x = 1: W_enc = [1, -1], b_enc = [0.5, 0], W_dec = [2; 3], b_dec = 0.
+  // one_token_model() at x = 1:
   // P = [1.5, -1] → f = [1.5, 0] → x̂ = 3 → e = 2 → l2 = 4, l1 = 1.5.
-  sae::Parameters<double, 1, 2> p;
-  p.W_enc << 1, -1;
-  p.b_enc << 0.5, 0;
-  p.W_dec << 2, 3;
-  p.b_dec << 0;
-  const sae::SparseAutoEncoder<double, 1, 2> model(p);
-  sae::Batch<double, 1> X(1, 1);
-  X << 1;
+  const auto model = one_token_model();
+  const sae::Batch<double, 1> X = sae::Batch<double, 1>::Ones(1, 1);
   auto grads = sae::zeros_like(model.params());
   const auto r = sae::loss_and_gradient(model, X, sae::L1Objective<double>{0.1}, grads);
   CHECK(r.l2 == 4.0);
