@@ -183,19 +183,14 @@ int run(const Options& o) {
   sae::ProgressOptions progress_options;
   progress_options.is_terminal = sae::is_terminal(std::cerr);
   sae::ProgressReporter progress(std::cerr, config.steps, progress_options);
-  // Dead = no firing over the last `window` steps' tokens (restarted each window).
-  sae::FeatureDensity density(F), window_density(F);
+  // Dead = no firing over the last tenth of the run (at most 1000 steps), read
+  // from the trainer's own tokens-since-fired counts.
   const long long window_steps = std::max<long long>(1, std::min<long long>(config.steps / 10, 1000));
-  double dead_fraction = 0.0;
+  const auto window_tokens = static_cast<std::uint64_t>(window_steps * config.batch_size);
   const auto start = std::chrono::steady_clock::now();
   const long long steps_at_start = trainer.steps_done();
   trainer.run([&](const sae::StepReport& r) {
-    density.update(trainer.last_codes());
-    window_density.update(trainer.last_codes());
-    if (r.step % window_steps == 0) {
-      dead_fraction = window_density.dead_fraction();
-      window_density.reset();
-    }
+    const double dead_fraction = trainer.dead_latents().dead_fraction(window_tokens);
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     progress.update(r.step, static_cast<std::int64_t>(r.tokens), seconds,
                     {{"loss", r.loss.loss}, {"L0", r.loss.l0}, {"dead", dead_fraction}});
