@@ -91,7 +91,7 @@ class Trainer {
     if (!config_.decoder_bias_init && config_.input_scaling == InputScaling::None) return;
     Batch<Scalar> sample;
     data_.next_batch(sample, std::min<Index>(config_.data_sample_rows, data_.num_rows()));
-    check_finite_input(sample, "while preparing (data sample)");
+    check_finite_input(sample, [] { return std::string("while preparing (data sample)"); });
     input_scale_ = estimate_input_scale(sample, config_.input_scaling);
     if (input_scale_ != 1.0) sample *= static_cast<Scalar>(input_scale_);
     if (config_.decoder_bias_init) initialize_decoder_bias(model_.params(), sample, *config_.decoder_bias_init);
@@ -102,7 +102,7 @@ class Trainer {
     prepare();
     const long long step_index = steps_;  // 0-based index of this step
     data_.next_batch(batch_, config_.batch_size);
-    check_finite_input(batch_, ("at step " + std::to_string(step_index + 1)).c_str());
+    check_finite_input(batch_, [&] { return "at step " + std::to_string(step_index + 1); });
     if (input_scale_ != 1.0) batch_ *= static_cast<Scalar>(input_scale_);
 
     StepReport report;
@@ -231,7 +231,7 @@ class Trainer {
     if (dead.empty()) return 0;
     Batch<Scalar> inputs;
     data_.next_batch(inputs, std::min<Index>(config_.data_sample_rows, std::max<Index>(config_.batch_size * 4, 1024)));
-    check_finite_input(inputs, ("while resampling after step " + std::to_string(steps_)).c_str());
+    check_finite_input(inputs, [&] { return "while resampling after step " + std::to_string(steps_); });
     if (input_scale_ != 1.0) inputs *= static_cast<Scalar>(input_scale_);
     // Fewer usable inputs than dead latents resamples only the first ones.
     const ResampleResult result = resample_dead_latents(model_, adam_, dead, inputs, rng_);
@@ -239,12 +239,15 @@ class Trainer {
     return static_cast<Index>(result.latents.size());
   }
 
-  static void check_finite_input(const Batch<Scalar>& X, const char* when) {
+  // `when` describes the batch for the message; it is only called on failure,
+  // so the check costs no string building per step.
+  template <typename Describe>
+  static void check_finite_input(const Batch<Scalar>& X, Describe&& when) {
     if (X.allFinite()) return;
     for (Index r = 0; r < X.rows(); ++r)
       if (!X.row(r).allFinite())
-        throw std::runtime_error(std::string("sae::Trainer: non-finite value in input row ") + std::to_string(r) +
-                                 " of the batch " + when + "; the model was not updated");
+        throw std::runtime_error("sae::Trainer: non-finite value in input row " + std::to_string(r) +
+                                 " of the batch " + when() + "; the model was not updated");
   }
 
   static std::vector<std::uint64_t> rng_words(const Rng& rng) {
