@@ -1,7 +1,13 @@
-// sae/core/sparse_autoencoder.hpp: the seed's sparse autoencoder.
+// sae/core/sparse_autoencoder.hpp: the sparse autoencoder model.
 //
-//     codes  f = ReLU(x W_enc + b_enc)
+//     codes  f = act(a W_enc)          a = x − b_dec if apply_b_dec_to_input(), else x
 //     recon  x̂ = f W_dec + b_dec
+//
+// `act` is the architecture, a policy given as the fourth template argument:
+// ReLU (the seed: f = ReLU(a W_enc + b_enc), the default), TopK, BatchTopK,
+// JumpReLU or Gated (sae/core/activation.hpp describes the policies). Every
+// architecture shares the decoder, the parameters, the trainer and the file
+// formats.
 //
 // The model holds parameters and computes encode/decode; it does not train
 // itself. Objectives (sae/loss) compute losses and gradients from it, and
@@ -23,8 +29,11 @@
 #include "../config.hpp"
 #include "../detail/shape_check.hpp"
 #include "activation.hpp"
+#include "gated.hpp"
 #include "init.hpp"
+#include "jumprelu.hpp"
 #include "parameters.hpp"
+#include "topk.hpp"
 #include "types.hpp"
 
 namespace sae {
@@ -36,10 +45,11 @@ struct ForwardResult {
   Codes codes;
 };
 
-template <typename Scalar_, int D = Dynamic, int F = Dynamic>
+template <typename Scalar_, int D = Dynamic, int F = Dynamic, typename Activation_ = ReLU>
 class SparseAutoEncoder {
  public:
   using Scalar = Scalar_;
+  using Activation = Activation_;
   using Params = Parameters<Scalar, D, F>;
   static constexpr int InputDim = D;
   static constexpr int DictSize = F;
@@ -55,6 +65,7 @@ class SparseAutoEncoder {
                   "sae: this model has a run-time size; construct it as SparseAutoEncoder<Scalar>(input_dim, "
                   "dict_size)");
     initialize(params_, init, seed);
+    adopt_activation();
   }
 
   /// A D x F model initialised by `init` from `seed`. Sizes must be positive
@@ -62,15 +73,45 @@ class SparseAutoEncoder {
   SparseAutoEncoder(Index input_dim, Index dict_size, Init init = Init::LinearDefault, std::uint64_t seed = 0)
       : params_(input_dim, dict_size) {
     initialize(params_, init, seed);
+    adopt_activation();
   }
 
-  /// A model with the given parameters (loaded from a file, say); their shapes must agree.
-  explicit SparseAutoEncoder(Params params) : params_(std::move(params)) {
+  /// A D x F model of the given architecture settings (`TopK{64}`, say).
+  SparseAutoEncoder(Index input_dim, Index dict_size, Activation activation, Init init = Init::LinearDefault,
+                    std::uint64_t seed = 0)
+      : params_(input_dim, dict_size), activation_(std::move(activation)) {
+    initialize(params_, init, seed);
+    adopt_activation();
+  }
+
+  /// A model with the given parameters (loaded from a file, say); their shapes
+  /// must agree, and include what the architecture needs (a JumpReLU
+  /// threshold, say; missing ones are created as the architecture initialises them).
+  explicit SparseAutoEncoder(Params params, Activation activation = Activation{}, bool apply_b_dec_to_input = false)
+      : params_(std::move(params)), activation_(std::move(activation)), apply_b_dec_to_input_(apply_b_dec_to_input) {
     params_.check_consistent("sae::SparseAutoEncoder");
+    adopt_activation();
   }
 
   Index input_dim() const { return params_.input_dim(); }
   Index dict_size() const { return params_.dict_size(); }
+
+  /// The architecture's settings (k, a BatchTopK threshold, ...).
+  const Activation& activation() const { return activation_; }
+  Activation& activation() { return activation_; }
+
+  /// Whether b_dec is subtracted from the input before encoding (SAELens'
+  /// apply_b_dec_to_input; dictionary_learning's standard SAE does it, the
+  /// seed and Gemma Scope do not). Off by default.
+  bool apply_b_dec_to_input() const { return apply_b_dec_to_input_; }
+  bool& apply_b_dec_to_input() { return apply_b_dec_to_input_; }
+
+  /// Throws std::invalid_argument unless the parameters are consistent and
+  /// hold what the architecture needs. Call after editing params() by hand.
+  void check(const char* where = "sae::SparseAutoEncoder") const {
+    params_.check_consistent(where);
+    activation_.check(params_, where);
+  }
 
   /// The parameters, for optimizers and for reading or editing weights.
   /// Keep the shapes: the model's methods assume W_enc D x F, b_enc F, W_dec F x D, b_dec D.
@@ -85,8 +126,9 @@ class SparseAutoEncoder {
     if constexpr (is_single<Derived, D>) {
       check_vector<Derived, D>(x, input_dim(), "sae::SparseAutoEncoder::encode", "activation");
       CodeVector codes = params_.W_enc.transpose() * x.derived();
-      codes += params_.b_enc;
-      relu_in_place(codes);
+      if (apply_b_dec_to_input_) subtract_decoder_bias_product(codes.transpose());
+      Eigen::Map<Batch<Scalar, F>> row(codes.data(), 1, dict_size());
+      activation_.encode_in_place(params_, row);
       return codes;
     } else {
       CodeBatch codes;
@@ -102,8 +144,19 @@ class SparseAutoEncoder {
     check_batch<Derived, D>(X, input_dim(), "sae::SparseAutoEncoder::encode", "input batch");
     codes.resize(X.rows(), dict_size());
     codes.noalias() = X.derived() * params_.W_enc;
-    codes.rowwise() += params_.b_enc.transpose();
-    relu_in_place(codes);
+    if (apply_b_dec_to_input_) subtract_decoder_bias_product(codes);
+    activation_.encode_in_place(params_, codes);
+  }
+
+  /// The encoder product H = A W_enc written into `H` (A = X − b_dec when
+  /// apply_b_dec_to_input()): what the architecture turns into codes. The
+  /// objectives start from it.
+  template <typename Derived, typename Out>
+  void encoder_product(const Eigen::MatrixBase<Derived>& X, Out& H) const {
+    check_batch<Derived, D>(X, input_dim(), "sae::SparseAutoEncoder::encoder_product", "input batch");
+    H.resize(X.rows(), dict_size());
+    H.noalias() = X.derived() * params_.W_enc;
+    if (apply_b_dec_to_input_) subtract_decoder_bias_product(H);
   }
 
   // ---- decode -------------------------------------------------------------
@@ -166,7 +219,25 @@ class SparseAutoEncoder {
     detail::require_size(x.rows(), width, where, what, "entries");
   }
 
+  // H −= 1 (b_decᵀ W_enc), one dot product per latent: (X − b_dec) W_enc
+  // without a B x D copy of X and without a temporary.
+  template <typename Derived>
+  void subtract_decoder_bias_product(Eigen::MatrixBase<Derived>&& H) const {
+    for (Index f = 0; f < dict_size(); ++f) H.col(f).array() -= params_.b_dec.dot(params_.W_enc.col(f));
+  }
+  template <typename Derived>
+  void subtract_decoder_bias_product(Eigen::MatrixBase<Derived>& H) const {
+    for (Index f = 0; f < dict_size(); ++f) H.col(f).array() -= params_.b_dec.dot(params_.W_enc.col(f));
+  }
+
+  void adopt_activation() {
+    activation_.add_parameters(params_);
+    check("sae::SparseAutoEncoder");
+  }
+
   Params params_;
+  Activation activation_{};
+  bool apply_b_dec_to_input_ = false;
 };
 
 }  // namespace sae
