@@ -135,6 +135,10 @@ TEMPLATE_TEST_CASE("gradients match central finite differences", "[loss][gradche
   std::size_t i = 0;
   grads.for_each([&](const char* name, const auto& analytic) {
     CAPTURE(name);
+    if (analytic.size() == 0) {  // an architecture's vector this model does not have
+      ++i;
+      return;
+    }
     const double scale = std::max(1.0, analytic.cwiseAbs().maxCoeff());
     const double worst = (analytic - numeric[i++]).cwiseAbs().maxCoeff();
     CHECK(worst <= 1e-7 * scale);

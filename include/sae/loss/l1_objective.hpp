@@ -12,13 +12,16 @@
 // SAELens' standard SAE. It stops the model from dodging the penalty by
 // shrinking codes and growing decoder rows when the decoder is unconstrained.
 //
-// Gradients, derived by hand (X the B x D batch, P = X W_enc + 1 b_encᵀ,
-// Fc = ReLU(P), E = X̂ − X; λ' = λ for the sum, λ/B for the mean):
+// This is the objective of the ReLU architecture (SparseAutoEncoder's default).
+//
+// Gradients, derived by hand (X the B x D batch, A = X − a·b_dec the encoder's
+// input, P = A W_enc + 1 b_encᵀ, Fc = ReLU(P), E = X̂ − X; λ' = λ for the
+// sum, λ/B for the mean):
 //
 //     G_X̂    = (2/B) E
-//     ∇W_dec = Fcᵀ G_X̂               ∇b_dec = Σ_b G_X̂
+//     ∇W_dec = Fcᵀ G_X̂               ∇b_dec = Σ_b G_X̂  (− a W_enc Σ_b G_P)
 //     G_P    = (G_X̂ W_decᵀ + λ') ⊙ 1[P > 0]
-//     ∇W_enc = Xᵀ G_P                 ∇b_enc = Σ_b G_P
+//     ∇W_enc = Aᵀ G_P                 ∇b_enc = Σ_b G_P
 //
 // and with DecoderNorm weighting (n_f = ‖W_dec,f‖):
 //
@@ -31,11 +34,14 @@
 
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
 #include "../config.hpp"
 #include "../core/sparse_autoencoder.hpp"
 #include "../detail/shape_check.hpp"
 #include "loss_report.hpp"
+#include "objective.hpp"
+#include "reconstruction.hpp"
 #include "workspace.hpp"
 
 namespace sae {
@@ -60,22 +66,21 @@ struct L1Objective {
   L1Weighting weighting = L1Weighting::Uniform;
 
   /// The loss of `model` on the batch X (B x D), without gradients.
-  template <int D, int F, typename Derived>
-  LossReport evaluate(const SparseAutoEncoder<Scalar, D, F>& model, const Eigen::MatrixBase<Derived>& X,
+  template <int D, int F, typename Activation, typename Derived>
+  LossReport evaluate(const SparseAutoEncoder<Scalar, D, F, Activation>& model, const Eigen::MatrixBase<Derived>& X,
                       LossWorkspace<Scalar>& ws) const {
     return forward_pass(model, X, ws);
   }
 
   /// The loss of `model` on X and its gradient with respect to every
   /// parameter, written into `grads` (resized if its sizes differ).
-  template <int D, int F, typename Derived>
-  LossReport evaluate_with_gradient(const SparseAutoEncoder<Scalar, D, F>& model,
+  template <int D, int F, typename Activation, typename Derived>
+  LossReport evaluate_with_gradient(const SparseAutoEncoder<Scalar, D, F, Activation>& model,
                                     const Eigen::MatrixBase<Derived>& X, Parameters<Scalar, D, F>& grads,
                                     LossWorkspace<Scalar>& ws) const {
     const LossReport report = forward_pass(model, X, ws);
     const auto& p = model.params();
-    if (grads.input_dim() != model.input_dim() || grads.dict_size() != model.dict_size())
-      grads.resize(model.input_dim(), model.dict_size());
+    detail::size_gradients(model, grads);
 
     const Index batch = X.rows();
     const Scalar inv_batch = Scalar(1) / static_cast<Scalar>(batch);
@@ -102,26 +107,24 @@ struct L1Objective {
     ws.code_gradient = (ws.codes.array() > Scalar(0)).select(ws.code_gradient, Scalar(0));
 
     // Encoder side.
-    grads.W_enc.noalias() = X.derived().transpose() * ws.code_gradient;
-    grads.b_enc.noalias() = ws.code_gradient.colwise().sum().transpose();
+    detail::dense_encoder_gradient(model, X, ws.code_gradient, grads, ws);
+    grads.b_enc = ws.latent_sums;
     return report;
   }
 
  private:
   // Codes into ws.codes, x̂ − x into ws.error, and the loss parts.
-  template <int D, int F, typename Derived>
-  LossReport forward_pass(const SparseAutoEncoder<Scalar, D, F>& model, const Eigen::MatrixBase<Derived>& X,
-                          LossWorkspace<Scalar>& ws) const {
-    detail::static_check_scalar<Derived, Scalar>();
-    static_assert(detail::sizes_compatible(Derived::ColsAtCompileTime, D),
-                  "sae: the batch's compile-time column count differs from the model's input_dim D");
-    detail::require_size(X.cols(), model.input_dim(), "sae::L1Objective", "input batch", "columns");
-    if (X.rows() == 0) throw std::invalid_argument("sae::L1Objective: the input batch has no rows");
+  template <int D, int F, typename Activation, typename Derived>
+  LossReport forward_pass(const SparseAutoEncoder<Scalar, D, F, Activation>& model,
+                          const Eigen::MatrixBase<Derived>& X, LossWorkspace<Scalar>& ws) const {
+    static_assert(std::is_same<Activation, ReLU>::value,
+                  "sae: L1Objective trains the ReLU architecture; TopK and BatchTopK use TopKObjective, "
+                  "JumpReLU JumpReLUObjective, Gated GatedObjective");
+    detail::check_objective_input(model, X, "sae::L1Objective");
 
     const auto& p = model.params();
     const Index batch = X.rows();
-    ws.codes.resize(batch, model.dict_size());
-    ws.codes.noalias() = X.derived() * p.W_enc;
+    model.encoder_product(X, ws.codes);
     ws.codes.rowwise() += p.b_enc.transpose();
     relu_in_place(ws.codes);
 
@@ -149,30 +152,5 @@ struct L1Objective {
     return r;
   }
 };
-
-/// Loss and gradient of `objective` for `model` on the batch X, into `grads`.
-/// Reuses `workspace`'s buffers: the form to call in a training loop.
-template <typename Scalar, int D, int F, typename Derived, typename Objective>
-LossReport loss_and_gradient(const SparseAutoEncoder<Scalar, D, F>& model, const Eigen::MatrixBase<Derived>& X,
-                             const Objective& objective, Parameters<Scalar, D, F>& grads,
-                             LossWorkspace<Scalar>& workspace) {
-  return objective.evaluate_with_gradient(model, X, grads, workspace);
-}
-
-/// As above with a fresh workspace (allocates its buffers on every call).
-template <typename Scalar, int D, int F, typename Derived, typename Objective>
-LossReport loss_and_gradient(const SparseAutoEncoder<Scalar, D, F>& model, const Eigen::MatrixBase<Derived>& X,
-                             const Objective& objective, Parameters<Scalar, D, F>& grads) {
-  LossWorkspace<Scalar> workspace;
-  return objective.evaluate_with_gradient(model, X, grads, workspace);
-}
-
-/// The loss of `objective` for `model` on X, without gradients.
-template <typename Scalar, int D, int F, typename Derived, typename Objective>
-LossReport loss(const SparseAutoEncoder<Scalar, D, F>& model, const Eigen::MatrixBase<Derived>& X,
-                const Objective& objective) {
-  LossWorkspace<Scalar> workspace;
-  return objective.evaluate(model, X, workspace);
-}
 
 }  // namespace sae

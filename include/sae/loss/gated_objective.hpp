@@ -1,0 +1,212 @@
+// sae/loss/gated_objective.hpp: training Gated SAEs (Rajamanoharan et al. 2024).
+//
+//     H      = A W_enc                       (A = X − a·1 b_decᵀ)
+//     π_gate = H + 1 b_encᵀ                  π_mag = H ⊙ 1 exp(r_mag)ᵀ + 1 b_magᵀ
+//     f      = 1[π_gate > 0] ⊙ ReLU(π_mag)   x̂ = f W_dec + b_dec
+//
+//     L        = (1/B) Σ_b ‖x̂_b − x_b‖²  +  λ · L_sparse  +  L_aux
+//     L_sparse = (1/B) Σ_b Σ_f ReLU(π_gate)_bf            (L1Weighting::Uniform: the paper,
+//                                                          dictionary_learning's GatedSAETrainer)
+//     L_sparse = (1/B) Σ_b Σ_f ReLU(π_gate)_bf ‖W_dec,f‖  (L1Weighting::DecoderNorm: SAELens)
+//     L_aux    = (1/B) Σ_b ‖ReLU(π_gate)_b W̄_dec + b̄_dec − x_b‖²
+//
+// The penalty acts on the gate path, which decides whether a latent fires, so
+// it does not shrink the magnitudes. The gate's Heaviside passes no gradient,
+// so without L_aux the gate would learn only from the penalty; L_aux makes the
+// gate path reconstruct x on its own, through a frozen copy of the decoder:
+// W̄_dec and b̄_dec are W_dec and b_dec detached (no gradient reaches W_dec or
+// b_dec through L_aux; b_dec's path through A stays live).
+//
+// Gradients, derived by hand (E = X̂ − X, E_aux = X̂_aux − X, s = exp(r_mag),
+// w_f = 1 or n_f = ‖W_dec,f‖):
+//
+//     G_X̂      = (2/B) E                       G_aux = (2/B) E_aux
+//     ∇W_dec   = fᵀ G_X̂                        ∇b_dec = Σ_b G_X̂  (− a W_enc Σ_b G_H)
+//     G_πmag   = (G_X̂ W_decᵀ) ⊙ 1[π_gate > 0] ⊙ 1[π_mag > 0]
+//     G_πgate  = ((λ/B) w + G_aux W_decᵀ) ⊙ 1[π_gate > 0]
+//     ∇r_mag   = s ⊙ Σ_b (G_πmag ⊙ H)           ∇b_mag = Σ_b G_πmag
+//     ∇b_enc   = Σ_b G_πgate
+//     G_H      = G_πgate + G_πmag ⊙ 1 sᵀ        ∇W_enc = Aᵀ G_H
+//
+// and with DecoderNorm weighting the penalty's own pull on each decoder row:
+//
+//     ∇W_dec,f += (λ/B) (Σ_b ReLU(π_gate)_bf) W_dec,f / n_f      (0 for a zero row)
+//
+// These are exact wherever no π_gate or π_mag is 0, except that ∇W_dec and
+// ∇b_dec leave out L_aux's dependence on the detached copies (by design): they
+// are the gradient of L with W̄_dec and b̄_dec held fixed. tests/test_gated.cpp
+// checks the others against central finite differences of L, and these two
+// against finite differences of L computed in the test with the copies fixed.
+//
+// Reported: r.l2, r.l1 = L_sparse (before λ), r.auxiliary = L_aux, r.l0 = mean
+// count of f > 0, r.loss = r.l2 + λ · r.l1 + r.auxiliary.
+#pragma once
+
+#include <cmath>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+
+#include "../config.hpp"
+#include "../core/gated.hpp"
+#include "../core/sparse_autoencoder.hpp"
+#include "l1_objective.hpp"
+#include "loss_report.hpp"
+#include "objective.hpp"
+#include "reconstruction.hpp"
+#include "workspace.hpp"
+
+namespace sae {
+
+/// dictionary_learning's GatedSAETrainer: `GatedObjective<float>{0.1f}` (with
+/// unit-norm decoder rows); SAELens: `GatedObjective<float>{λ, L1Weighting::DecoderNorm}`.
+template <typename Scalar>
+struct GatedObjective {
+  Scalar l1_coefficient = Scalar(0);              ///< λ
+  L1Weighting weighting = L1Weighting::Uniform;   ///< what the gate activations are weighted by in L_sparse
+
+  /// The loss of `model` on the batch X (B x D), without gradients.
+  template <int D, int F, typename Activation, typename Derived>
+  LossReport evaluate(const SparseAutoEncoder<Scalar, D, F, Activation>& model, const Eigen::MatrixBase<Derived>& X,
+                      LossWorkspace<Scalar>& ws) const {
+    return forward_pass(model, X, ws);
+  }
+
+  /// The loss of `model` on X and its gradient with respect to every
+  /// parameter (L_aux's decoder detached), written into `grads` (resized if
+  /// its sizes differ).
+  template <int D, int F, typename Activation, typename Derived>
+  LossReport evaluate_with_gradient(const SparseAutoEncoder<Scalar, D, F, Activation>& model,
+                                    const Eigen::MatrixBase<Derived>& X, Parameters<Scalar, D, F>& grads,
+                                    LossWorkspace<Scalar>& ws) const {
+    const LossReport report = forward_pass(model, X, ws);
+    const auto& p = model.params();
+    detail::size_gradients(model, grads);
+
+    const Index batch = X.rows(), dict = model.dict_size();
+    const Scalar inv_batch = Scalar(1) / static_cast<Scalar>(batch);
+    const Scalar l1_slope = l1_coefficient * inv_batch;  // λ/B
+    const auto& H = ws.pre_activations;
+    const auto& scale = ws.magnitude_scale;  // exp(r_mag), from forward_pass
+
+    // Decoder side: G_X̂ = (2/B) E and G_aux = (2/B) E_aux, in place.
+    ws.error *= Scalar(2) * inv_batch;
+    ws.auxiliary_error *= Scalar(2) * inv_batch;
+    grads.W_dec.noalias() = ws.codes.transpose() * ws.error;
+    grads.b_dec.noalias() = ws.error.colwise().sum().transpose();
+    if (weighting == L1Weighting::DecoderNorm) {
+      // The penalty's pull on each decoder row: (λ/B) (Σ_b ReLU(π_gate)_bf) W_dec,f / n_f.
+      for (Index f = 0; f < dict; ++f) {
+        const Scalar norm = ws.decoder_norms(f);
+        if (norm > Scalar(0)) grads.W_dec.row(f) += (l1_slope * ws.code_sums(f) / norm) * p.W_dec.row(f);
+      }
+    }
+
+    // The two code gradients, G_X̂ W_decᵀ (magnitude path) into
+    // ws.code_gradient and G_aux W_decᵀ (gate path) into ws.codes, which is
+    // free once ∇W_dec is done; the codes are rewritten below from H.
+    ws.code_gradient.resize(batch, dict);
+    ws.code_gradient.noalias() = ws.error * p.W_dec.transpose();
+    ws.codes.noalias() = ws.auxiliary_error * p.W_dec.transpose();
+
+    // One pass: G_πmag, G_πgate, their sums, G_H into ws.code_gradient, f back into ws.codes.
+    grads.b_enc.setZero();
+    grads.b_mag.setZero();
+    grads.r_mag.setZero();
+    for (Index b = 0; b < batch; ++b) {
+      for (Index f = 0; f < dict; ++f) {
+        const Scalar h = H(b, f);
+        const bool gate_open = h + p.b_enc(f) > Scalar(0);
+        const Scalar magnitude = h * scale(f) + p.b_mag(f);
+        const bool fires = gate_open && magnitude > Scalar(0);
+        const Scalar g_mag = fires ? ws.code_gradient(b, f) : Scalar(0);
+        Scalar g_gate = Scalar(0);
+        if (gate_open)
+          g_gate = ws.codes(b, f) +
+                   (weighting == L1Weighting::DecoderNorm ? l1_slope * ws.decoder_norms(f) : l1_slope);
+        grads.b_mag(f) += g_mag;
+        grads.r_mag(f) += g_mag * h;
+        grads.b_enc(f) += g_gate;
+        ws.code_gradient(b, f) = g_gate + g_mag * scale(f);
+        ws.codes(b, f) = fires ? magnitude : Scalar(0);
+      }
+    }
+    grads.r_mag.array() *= scale.array();
+
+    // Encoder side.
+    detail::dense_encoder_gradient(model, X, ws.code_gradient, grads, ws);
+    grads.threshold.setZero();  // another architecture's vector (empty in a Gated model)
+    return report;
+  }
+
+ private:
+  // H into ws.pre_activations, exp(r_mag) into ws.magnitude_scale, codes into
+  // ws.codes, ReLU(π_gate) into ws.code_gradient, x̂ − x into ws.error,
+  // x̂_aux − x into ws.auxiliary_error, and the loss parts.
+  template <int D, int F, typename Activation, typename Derived>
+  LossReport forward_pass(const SparseAutoEncoder<Scalar, D, F, Activation>& model,
+                          const Eigen::MatrixBase<Derived>& X, LossWorkspace<Scalar>& ws) const {
+    static_assert(std::is_same<Activation, Gated>::value,
+                  "sae: GatedObjective trains the Gated architecture; ReLU uses L1Objective, TopK and BatchTopK "
+                  "TopKObjective, JumpReLU JumpReLUObjective");
+    constexpr const char* where = "sae::GatedObjective";
+    detail::check_objective_input(model, X, where);
+    model.activation().check(model.params(), where);
+    const double lambda = static_cast<double>(l1_coefficient);
+    if (!(lambda >= 0.0) || !std::isfinite(lambda))
+      throw std::invalid_argument(std::string(where) + ": l1_coefficient must be finite and >= 0, got " +
+                                  std::to_string(lambda));
+
+    const auto& p = model.params();
+    const Index batch = X.rows(), dict = model.dict_size();
+    model.encoder_product(X, ws.pre_activations);
+    ws.magnitude_scale.resize(dict);
+    ws.magnitude_scale.array() = p.r_mag.array().exp();
+    const auto& H = ws.pre_activations;
+    const auto& scale = ws.magnitude_scale;
+
+    // The codes (as Gated::encode_in_place computes them) and the gate path's ReLU(π_gate).
+    ws.codes.resize(batch, dict);
+    ws.code_gradient.resize(batch, dict);
+    Index firing = 0;
+    for (Index b = 0; b < batch; ++b) {
+      for (Index f = 0; f < dict; ++f) {
+        const Scalar h = H(b, f);
+        const Scalar gate = h + p.b_enc(f);
+        const Scalar magnitude = h * scale(f) + p.b_mag(f);
+        const bool fires = gate > Scalar(0) && magnitude > Scalar(0);
+        ws.codes(b, f) = fires ? magnitude : Scalar(0);
+        ws.code_gradient(b, f) = gate > Scalar(0) ? gate : Scalar(0);
+        firing += fires;
+      }
+    }
+
+    ws.error.resize(batch, model.input_dim());
+    ws.error.noalias() = ws.codes * p.W_dec;
+    ws.error.rowwise() += p.b_dec.transpose();
+    ws.error -= X.derived();
+    ws.auxiliary_error.resize(batch, model.input_dim());
+    ws.auxiliary_error.noalias() = ws.code_gradient * p.W_dec;
+    ws.auxiliary_error.rowwise() += p.b_dec.transpose();
+    ws.auxiliary_error -= X.derived();
+
+    const double b = static_cast<double>(batch);
+    LossReport r;
+    r.l2 = static_cast<double>(ws.error.squaredNorm()) / b;
+    r.auxiliary = static_cast<double>(ws.auxiliary_error.squaredNorm()) / b;
+    r.l0 = static_cast<double>(firing) / b;
+    if (weighting == L1Weighting::DecoderNorm) {
+      ws.decoder_norms.resize(dict);
+      ws.decoder_norms.noalias() = p.W_dec.rowwise().norm();
+      ws.code_sums.resize(dict);
+      ws.code_sums.noalias() = ws.code_gradient.colwise().sum().transpose();
+      r.l1 = static_cast<double>(ws.code_sums.dot(ws.decoder_norms)) / b;
+    } else {
+      r.l1 = static_cast<double>(ws.code_gradient.sum()) / b;
+    }
+    r.loss = r.l2 + lambda * r.l1 + r.auxiliary;
+    return r;
+  }
+};
+
+}  // namespace sae

@@ -1,0 +1,196 @@
+// sae/loss/jumprelu_objective.hpp: training JumpReLU SAEs, L2 + λ·(an L0 penalty).
+//
+//     P  = A W_enc + 1 b_encᵀ          f = P ⊙ 1[P > θ]        (θ = params.threshold)
+//     L  = (1/B) Σ_b Σ_d (x̂ − x)²  +  λ · S
+//     L0 = (1/B) Σ_b Σ_f 1[P_bf > θ_f]
+//     S  = L0                     (target_l0 == 0: Gemma Scope, SAELens)
+//     S  = (L0 / t − 1)²          (target_l0 == t > 0: dictionary_learning's JumpReluTrainer)
+//
+// L0 counts the latents above their thresholds: it is piecewise constant, so
+// its true gradient is 0 almost everywhere, and the reconstruction's
+// dependence on θ is a jump. θ learns through the straight-through estimator
+// of Rajamanoharan et al. 2024 ("Jumping Ahead"), as dictionary_learning
+// implements it: a rectangle kernel of bandwidth ε,
+//
+//     K(u) = 1[|u| < 1/2]
+//     ∂f/∂P = 1[P > θ]             ∂f/∂θ       ≈ −(θ/ε) · K((P − θ)/ε)
+//     ∂1[P > θ]/∂P = 0             ∂1[P > θ]/∂θ ≈ −(1/ε) · K((P − θ)/ε)
+//
+// θ itself is the trained parameter, not log θ (SAELens #494/#718: log θ
+// barely moves under Adam).
+//
+// Gradients, derived by hand (X the B x D batch, A = X − a·b_dec the
+// encoder's input, M = 1[P > θ], E = X̂ − X):
+//
+//     G_X̂    = (2/B) E
+//     ∇W_dec = Fcᵀ G_X̂               ∇b_dec = Σ_b G_X̂  (− a W_enc Σ_b G_P)
+//     G_Fc   = G_X̂ W_decᵀ            (the sparsity term adds nothing: ∂1[P > θ]/∂P = 0)
+//     G_P    = G_Fc ⊙ M
+//     ∇W_enc = Aᵀ G_P                 ∇b_enc = Σ_b G_P
+//     ∇θ_f   = Σ_b G_Fc,bf · (−θ_f/ε) K((P_bf − θ_f)/ε)     the output's jump (all b, firing or not)
+//            + σ · Σ_b (−1/ε) K((P_bf − θ_f)/ε)               the penalty's step
+//     σ      = dλS/dL0 · dL0/d1[P_bf > θ_f] = λ/B                       (S = L0)
+//                                           = λ · 2(L0/t − 1) / (t·B)   (S = (L0/t − 1)²)
+//
+// All but ∇θ are exact gradients of L wherever no pre-activation equals its
+// threshold, and tests/test_jumprelu.cpp checks them against central finite
+// differences there. ∇θ is an estimate: the true derivative of L with respect
+// to θ is 0 away from the thresholds (and undefined on them), so finite
+// differences cannot check it; the tests check the formula above on
+// hand-worked cases instead (and that it is exactly 0 when no P is within
+// ε/2 of its threshold).
+//
+// dictionary_learning applies its step function to the codes f instead of P
+// (`StepFunction.apply(f, threshold, bandwidth)`): the same L0, but a latent
+// just below its threshold (f = 0) adds nothing to the penalty's θ-gradient
+// there. We follow the paper and SAELens, which apply it to P.
+//
+// Reported: r.l2, r.l0 = L0, r.auxiliary = S (before λ), r.l1 = (1/B) Σ |f|
+// (not part of the loss), r.loss = r.l2 + λ · r.auxiliary.
+#pragma once
+
+#include <cmath>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+
+#include "../config.hpp"
+#include "../core/jumprelu.hpp"
+#include "../core/sparse_autoencoder.hpp"
+#include "loss_report.hpp"
+#include "objective.hpp"
+#include "reconstruction.hpp"
+#include "workspace.hpp"
+
+namespace sae {
+
+/// Gemma Scope's objective: `JumpReLUObjective<float>{λ}`; dictionary_learning's:
+/// `JumpReLUObjective<float>{λ, 0.001f, target_l0}`.
+template <typename Scalar>
+struct JumpReLUObjective {
+  Scalar l0_coefficient = Scalar(0);  ///< λ
+  Scalar bandwidth = Scalar(0.001);   ///< ε of the rectangle kernel (dictionary_learning's default)
+  /// t: when > 0 the penalty is (L0/t − 1)² instead of L0; 0 turns it off.
+  double target_l0 = 0;
+
+  /// The loss of `model` on the batch X (B x D), without gradients.
+  template <int D, int F, typename Activation, typename Derived>
+  LossReport evaluate(const SparseAutoEncoder<Scalar, D, F, Activation>& model, const Eigen::MatrixBase<Derived>& X,
+                      LossWorkspace<Scalar>& ws) const {
+    return forward_pass(model, X, ws);
+  }
+
+  /// The loss of `model` on X and its gradient with respect to every
+  /// parameter (θ's a straight-through estimate), written into `grads`
+  /// (resized if its sizes differ).
+  template <int D, int F, typename Activation, typename Derived>
+  LossReport evaluate_with_gradient(const SparseAutoEncoder<Scalar, D, F, Activation>& model,
+                                    const Eigen::MatrixBase<Derived>& X, Parameters<Scalar, D, F>& grads,
+                                    LossWorkspace<Scalar>& ws) const {
+    const LossReport report = forward_pass(model, X, ws);
+    const auto& p = model.params();
+    detail::size_gradients(model, grads);
+
+    const Index batch = X.rows(), dict = model.dict_size();
+    const Scalar inv_batch = Scalar(1) / static_cast<Scalar>(batch);
+
+    // Decoder side: G_X̂ = (2/B) E, in place of E.
+    ws.error *= Scalar(2) * inv_batch;
+    grads.W_dec.noalias() = ws.codes.transpose() * ws.error;
+    grads.b_dec.noalias() = ws.error.colwise().sum().transpose();
+
+    // G_Fc = G_X̂ W_decᵀ; θ's estimate from it and from the penalty's step,
+    // then G_P = G_Fc where P > θ, in place.
+    ws.code_gradient.resize(batch, dict);
+    ws.code_gradient.noalias() = ws.error * p.W_dec.transpose();
+    const Scalar step_slope = static_cast<Scalar>(penalty_slope(report.l0) / static_cast<double>(batch));
+    const Scalar eps = bandwidth;
+    grads.threshold.setZero();
+    for (Index b = 0; b < batch; ++b) {
+      for (Index f = 0; f < dict; ++f) {
+        const Scalar pre = ws.pre_activations(b, f), theta = p.threshold(f);
+        Scalar& g = ws.code_gradient(b, f);
+        if (std::abs((pre - theta) / eps) < Scalar(0.5))
+          grads.threshold(f) += g * (-theta / eps) + step_slope * (Scalar(-1) / eps);
+        if (!(pre > theta)) g = Scalar(0);
+      }
+    }
+
+    // Encoder side.
+    detail::dense_encoder_gradient(model, X, ws.code_gradient, grads, ws);
+    grads.b_enc = ws.latent_sums;
+    grads.r_mag.setZero();  // other architectures' vectors (empty in a JumpReLU model)
+    grads.b_mag.setZero();
+    return report;
+  }
+
+ private:
+  // dS/dL0 times λ: λ for S = L0, λ · 2(L0/t − 1)/t for S = (L0/t − 1)².
+  double penalty_slope(double l0) const {
+    const double lambda = static_cast<double>(l0_coefficient);
+    if (target_l0 > 0.0) return lambda * 2.0 * (l0 / target_l0 - 1.0) / target_l0;
+    return lambda;
+  }
+
+  // P into ws.pre_activations, codes into ws.codes, x̂ − x into ws.error, and the loss parts.
+  template <int D, int F, typename Activation, typename Derived>
+  LossReport forward_pass(const SparseAutoEncoder<Scalar, D, F, Activation>& model,
+                          const Eigen::MatrixBase<Derived>& X, LossWorkspace<Scalar>& ws) const {
+    static_assert(std::is_same<Activation, JumpReLU>::value,
+                  "sae: JumpReLUObjective trains the JumpReLU architecture; ReLU uses L1Objective, TopK and "
+                  "BatchTopK TopKObjective, Gated GatedObjective");
+    constexpr const char* where = "sae::JumpReLUObjective";
+    detail::check_objective_input(model, X, where);
+    model.activation().check(model.params(), where);
+    check_settings(where);
+
+    const auto& p = model.params();
+    const Index batch = X.rows(), dict = model.dict_size();
+    model.encoder_product(X, ws.pre_activations);
+    ws.pre_activations.rowwise() += p.b_enc.transpose();
+    ws.codes.resize(batch, dict);
+    Index firing = 0;  // Σ 1[P > θ]
+    for (Index b = 0; b < batch; ++b) {
+      for (Index f = 0; f < dict; ++f) {
+        const Scalar pre = ws.pre_activations(b, f);
+        const bool fires = pre > p.threshold(f);
+        ws.codes(b, f) = fires ? pre : Scalar(0);
+        firing += fires;
+      }
+    }
+
+    ws.error.resize(batch, model.input_dim());
+    ws.error.noalias() = ws.codes * p.W_dec;
+    ws.error.rowwise() += p.b_dec.transpose();
+    ws.error -= X.derived();
+
+    const double b = static_cast<double>(batch);
+    LossReport r;
+    r.l2 = static_cast<double>(ws.error.squaredNorm()) / b;
+    r.l0 = static_cast<double>(firing) / b;
+    r.l1 = static_cast<double>(ws.codes.cwiseAbs().sum()) / b;
+    if (target_l0 > 0.0) {
+      const double off = r.l0 / target_l0 - 1.0;
+      r.auxiliary = off * off;
+    } else {
+      r.auxiliary = r.l0;
+    }
+    r.loss = r.l2 + static_cast<double>(l0_coefficient) * r.auxiliary;
+    return r;
+  }
+
+  void check_settings(const char* where) const {
+    const double lambda = static_cast<double>(l0_coefficient), eps = static_cast<double>(bandwidth);
+    if (!(lambda >= 0.0) || !std::isfinite(lambda))
+      throw std::invalid_argument(std::string(where) + ": l0_coefficient must be finite and >= 0, got " +
+                                  std::to_string(lambda));
+    if (!(eps > 0.0) || !std::isfinite(eps))
+      throw std::invalid_argument(std::string(where) + ": bandwidth must be finite and > 0, got " +
+                                  std::to_string(eps));
+    if (!(target_l0 >= 0.0) || !std::isfinite(target_l0))
+      throw std::invalid_argument(std::string(where) + ": target_l0 must be finite and >= 0 (0: no target), got " +
+                                  std::to_string(target_l0));
+  }
+};
+
+}  // namespace sae

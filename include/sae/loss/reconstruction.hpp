@@ -1,0 +1,65 @@
+// sae/loss/reconstruction.hpp: the parts every architecture's objective shares.
+//
+// With A = X − a·1 b_decᵀ (a = 1 when the model applies b_dec to its input),
+// H = A W_enc is the encoder product the architecture turns into codes. Given
+// the gradient G_H of the loss with respect to H:
+//
+//     ∇W_enc = Aᵀ G_H = Xᵀ G_H − a · b_dec sᵀ       s = Σ_b G_H (length F)
+//     ∇b_dec −= a · W_enc s                          (b_dec's path through A)
+//
+// computed without forming A: the rank-one correction costs D·F, not B·D.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+
+#include "../config.hpp"
+#include "../detail/shape_check.hpp"
+#include "../detail/sparse_codes.hpp"
+#include "workspace.hpp"
+
+namespace sae {
+namespace detail {
+
+/// Shape and scalar checks every objective makes on its batch.
+template <typename Model, typename Derived>
+void check_objective_input(const Model& model, const Eigen::MatrixBase<Derived>& X, const char* where) {
+  static_check_scalar<Derived, typename Model::Scalar>();
+  static_assert(sizes_compatible(Derived::ColsAtCompileTime, Model::InputDim),
+                "sae: the batch's compile-time column count differs from the model's input_dim D");
+  require_size(X.cols(), model.input_dim(), where, "input batch", "columns");
+  if (X.rows() == 0) throw std::invalid_argument(std::string(where) + ": the input batch has no rows");
+}
+
+/// Sizes `grads` like the model's parameters if they differ (first call).
+template <typename Model, typename Grads>
+void size_gradients(const Model& model, Grads& grads) {
+  if (!grads.same_shapes(model.params())) grads.resize_like(model.params());
+}
+
+/// b_dec's path through A = X − b_dec: ∇W_enc −= b_dec sᵀ, ∇b_dec −= W_enc s,
+/// for s = Σ_b G_H in `latent_sums`. Only active latents (s_f ≠ 0) cost anything.
+template <typename Model, typename Grads, typename Sums>
+void add_input_centering_gradient(const Model& model, const Sums& latent_sums, Grads& grads) {
+  if (!model.apply_b_dec_to_input()) return;
+  const auto& p = model.params();
+  for (Index f = 0; f < model.dict_size(); ++f) {
+    const auto s = latent_sums(f);
+    if (s == 0) continue;
+    grads.W_enc.col(f).noalias() -= s * p.b_dec;
+    grads.b_dec.noalias() -= s * p.W_enc.col(f);
+  }
+}
+
+/// ∇W_enc from a dense G_H (B x F): Xᵀ G_H, plus the centring correction.
+/// Leaves Σ_b G_H in ws.latent_sums.
+template <typename Model, typename DerivedX, typename Grads, typename Scalar>
+void dense_encoder_gradient(const Model& model, const Eigen::MatrixBase<DerivedX>& X, const Batch<Scalar>& G_H,
+                            Grads& grads, LossWorkspace<Scalar>& ws) {
+  grads.W_enc.noalias() = X.derived().transpose() * G_H;
+  ws.latent_sums.noalias() = G_H.colwise().sum().transpose();
+  add_input_centering_gradient(model, ws.latent_sums, grads);
+}
+
+}  // namespace detail
+}  // namespace sae

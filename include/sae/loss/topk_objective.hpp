@@ -1,0 +1,258 @@
+// sae/loss/topk_objective.hpp: training TopK and BatchTopK SAEs, with AuxK.
+//
+// There is no sparsity penalty: the architecture keeps k codes per token
+// (TopK) or k·B per batch (BatchTopK). The loss is the reconstruction error
+// plus the AuxK term that gives dead latents a gradient (Gao et al. 2024):
+//
+//     L   = (1/B) Σ_b ‖x̂_b − x_b‖²  +  α · s · (1/B) Σ_b ‖ê_b − r_b‖²
+//     r   = x − x̂, detached (a constant: no gradient reaches the live latents
+//           or b_dec through it)
+//     ê   = Σ over the k_aux largest ReLU pre-activations among the dead
+//           latents of a_bj W_dec,j — with NO decoder bias (sparsify #132)
+//     α   = aux_k_coefficient (1/32), k_aux = aux_k (default D/2),
+//     s   = min(dead / k_aux, 1)  (less weight while few latents are dead)
+//
+// so the dead latents learn to predict what the live ones miss. The sign is
+// reconstruction − residual (sparsify PR #47). sparsify divides both terms by
+// the batch's total variance; the common factor only rescales the gradient.
+//
+// Gradients (P = A W_enc + b_enc, S the kept entries, G_X̂ = (2/B)(x̂ − x),
+// G_ê = (2αs/B)(ê − r)):
+//
+//     ∇W_dec,f = Σ_{b: (b,f)∈S} f_bf G_X̂,b + Σ_{b: (b,f)∈aux} a_bf G_ê,b
+//     ∇b_dec   = Σ_b G_X̂,b        (then the centring term, sae/loss/reconstruction.hpp)
+//     G_P,bf   = G_X̂,b · W_dec,f  on S (where f_bf > 0),   G_ê,b · W_dec,f on aux
+//     ∇W_enc   = Aᵀ G_P            ∇b_enc = Σ_b G_P
+//
+// The top-k mask is piecewise constant, so these are the exact gradients
+// wherever no two pre-activations tie at the cut. With sparse_kernels (the
+// default) every term touches only the kept (token, latent) pairs: decoding
+// is a gather of k decoder rows per token and the only dense work is the
+// encoder product A W_enc; with sparse_kernels = false the same quantities
+// come from dense GEMMs (the reference the tests compare against).
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "../config.hpp"
+#include "../core/sparse_autoencoder.hpp"
+#include "../core/topk.hpp"
+#include "../detail/sparse_codes.hpp"
+#include "loss_report.hpp"
+#include "objective.hpp"
+#include "reconstruction.hpp"
+#include "workspace.hpp"
+
+namespace sae {
+
+template <typename Scalar>
+struct TopKObjective {
+  double aux_k_coefficient = 1.0 / 32.0;  ///< α; 0 turns AuxK off
+  Index aux_k = 0;                        ///< k_aux; 0 means D/2
+  /// Latents counted as dead (the trainer fills it from tokens since each
+  /// last fired); AuxK only acts when there are some.
+  std::vector<Index> dead_latents;
+  bool sparse_kernels = true;
+
+  template <int D, int F, typename Activation, typename Derived>
+  LossReport evaluate(const SparseAutoEncoder<Scalar, D, F, Activation>& model, const Eigen::MatrixBase<Derived>& X,
+                      LossWorkspace<Scalar>& ws) const {
+    return forward_pass(model, X, ws);
+  }
+
+  template <int D, int F, typename Activation, typename Derived>
+  LossReport evaluate_with_gradient(const SparseAutoEncoder<Scalar, D, F, Activation>& model,
+                                    const Eigen::MatrixBase<Derived>& X, Parameters<Scalar, D, F>& grads,
+                                    LossWorkspace<Scalar>& ws) const {
+    const LossReport report = forward_pass(model, X, ws);
+    const auto& p = model.params();
+    detail::size_gradients(model, grads);
+    const Index batch = X.rows();
+    const Scalar inv_batch = Scalar(1) / static_cast<Scalar>(batch);
+
+    // G_X̂ = (2/B) E and G_ê = (2αs/B)(ê − r), in place.
+    ws.error *= Scalar(2) * inv_batch;
+    const bool with_aux = ws.auxiliary.nonzeros() > 0;
+    if (with_aux) ws.auxiliary_error *= static_cast<Scalar>(2.0 * aux_weight(model) / static_cast<double>(batch));
+    grads.b_dec.noalias() = ws.error.colwise().sum().transpose();
+    grads.b_enc.setZero();
+
+    if (sparse_kernels) {
+      grads.W_dec.setZero();
+      detail::sparse_decoder_gradient(ws.active, ws.error, grads.W_dec);
+      detail::sparse_code_gradient(ws.active, ws.error, p.W_dec, ws.active_gradient);
+      grads.W_enc.setZero();
+      ws.latent_sums.setZero(model.dict_size());
+      detail::sparse_encoder_gradient(ws.active, ws.active_gradient, X, grads.W_enc, ws.latent_sums);
+      if (with_aux) {
+        detail::sparse_decoder_gradient(ws.auxiliary, ws.auxiliary_error, grads.W_dec);
+        detail::sparse_code_gradient(ws.auxiliary, ws.auxiliary_error, p.W_dec, ws.auxiliary_gradient);
+        detail::sparse_encoder_gradient(ws.auxiliary, ws.auxiliary_gradient, X, grads.W_enc, ws.latent_sums);
+      }
+      detail::add_input_centering_gradient(model, ws.latent_sums, grads);
+    } else {
+      grads.W_dec.noalias() = ws.codes.transpose() * ws.error;
+      ws.code_gradient.resize(batch, model.dict_size());
+      ws.code_gradient.noalias() = ws.error * p.W_dec.transpose();
+      ws.code_gradient = (ws.codes.array() > Scalar(0)).select(ws.code_gradient, Scalar(0));
+      if (with_aux) {
+        Batch<Scalar> aux_codes = Batch<Scalar>::Zero(batch, model.dict_size());
+        for (Index b = 0; b < batch; ++b)
+          for (Index j = ws.auxiliary.row_start[b]; j < ws.auxiliary.row_start[b + 1]; ++j)
+            aux_codes(b, ws.auxiliary.latent[j]) += ws.auxiliary.value[j];
+        grads.W_dec.noalias() += aux_codes.transpose() * ws.auxiliary_error;
+        Batch<Scalar> aux_gradient = ws.auxiliary_error * p.W_dec.transpose();
+        ws.code_gradient += (aux_codes.array() > Scalar(0)).select(aux_gradient, Scalar(0));
+      }
+      detail::dense_encoder_gradient(model, X, ws.code_gradient, grads, ws);
+    }
+    grads.b_enc = ws.latent_sums;
+    return report;
+  }
+
+ private:
+  template <typename Model>
+  Index effective_aux_k(const Model& model) const {
+    return aux_k > 0 ? aux_k : std::max<Index>(model.input_dim() / 2, 1);
+  }
+
+  // α · min(dead / k_aux, 1)
+  template <typename Model>
+  double aux_weight(const Model& model) const {
+    const double dead = static_cast<double>(dead_latents.size());
+    return aux_k_coefficient * std::min(dead / static_cast<double>(effective_aux_k(model)), 1.0);
+  }
+
+  template <int D, int F, typename Activation, typename Derived>
+  LossReport forward_pass(const SparseAutoEncoder<Scalar, D, F, Activation>& model,
+                          const Eigen::MatrixBase<Derived>& X, LossWorkspace<Scalar>& ws) const {
+    static_assert(std::is_same<Activation, TopK>::value || std::is_same<Activation, BatchTopK>::value,
+                  "sae: TopKObjective trains the TopK and BatchTopK architectures");
+    constexpr const char* where = "sae::TopKObjective";
+    detail::check_objective_input(model, X, where);
+    model.activation().check(model.params(), where);
+    if (!(aux_k_coefficient >= 0.0) || !std::isfinite(aux_k_coefficient))
+      throw std::invalid_argument(std::string(where) + ": aux_k_coefficient must be finite and >= 0");
+    const auto& p = model.params();
+    const Index batch = X.rows(), dict = model.dict_size();
+
+    // P = A W_enc + b_enc, then the kept entries (through the ReLU).
+    model.encoder_product(X, ws.codes);
+    ws.codes.rowwise() += p.b_enc.transpose();
+    if constexpr (std::is_same<Activation, TopK>::value)
+      select_per_token(ws.codes, model.activation().k, ws);
+    else
+      select_over_batch(ws.codes, model.activation().k * batch, ws);
+    select_auxiliary(model, ws);
+
+    // Dense codes (for metrics and dead-latent bookkeeping), then x̂ − x.
+    ws.codes.setZero();
+    for (Index b = 0; b < batch; ++b)
+      for (Index j = ws.active.row_start[b]; j < ws.active.row_start[b + 1]; ++j)
+        ws.codes(b, ws.active.latent[j]) = ws.active.value[j];
+    if (sparse_kernels) {
+      detail::sparse_decode(ws.active, p.W_dec, ws.error);
+    } else {
+      ws.error.resize(batch, model.input_dim());
+      ws.error.noalias() = ws.codes * p.W_dec;
+    }
+    ws.error.rowwise() += p.b_dec.transpose();
+    ws.error -= X.derived();
+
+    const double b = static_cast<double>(batch);
+    LossReport r;
+    r.l2 = static_cast<double>(ws.error.squaredNorm()) / b;
+    r.l0 = static_cast<double>(ws.active.nonzeros()) / b;
+    double l1 = 0;
+    for (Scalar v : ws.active.value) l1 += static_cast<double>(v);
+    r.l1 = l1 / b;
+
+    // AuxK: ê − r = ê + (x̂ − x).
+    if (ws.auxiliary.nonzeros() > 0) {
+      detail::sparse_decode(ws.auxiliary, p.W_dec, ws.auxiliary_error);
+      ws.auxiliary_error += ws.error;
+      r.auxiliary = static_cast<double>(ws.auxiliary_error.squaredNorm()) / b;
+    }
+    r.loss = r.l2 + aux_weight(model) * r.auxiliary;
+    (void)dict;
+    return r;
+  }
+
+  // The k largest of each row of P, kept where positive.
+  static void select_per_token(const Batch<Scalar>& P, Index k, LossWorkspace<Scalar>& ws) {
+    ws.active.reset(P.rows(), P.cols());
+    for (Index b = 0; b < P.rows(); ++b) {
+      detail::select_top_k(P.row(b).data(), P.cols(), k, ws.selection_scratch, ws.selected);
+      for (Index f : ws.selected)
+        if (P(b, f) > Scalar(0)) ws.active.push(f, P(b, f));
+      ws.active.end_row();
+    }
+  }
+
+  // The `kept` largest positive entries of the whole batch (BatchTopK).
+  static void select_over_batch(const Batch<Scalar>& P, Index kept, LossWorkspace<Scalar>& ws) {
+    const Index n = P.size();
+    kept = std::min(kept, n);
+    ws.selection_scratch.assign(P.data(), P.data() + n);
+    Scalar cut = Scalar(0);
+    Index ties_wanted = 0;
+    if (kept > 0) {
+      std::nth_element(ws.selection_scratch.begin(), ws.selection_scratch.begin() + (kept - 1),
+                       ws.selection_scratch.end(), std::greater<Scalar>());
+      cut = std::max(ws.selection_scratch[static_cast<std::size_t>(kept - 1)], Scalar(0));
+      Index above = 0;
+      for (Index i = 0; i < n; ++i) above += P.data()[i] > cut;
+      ties_wanted = cut > Scalar(0) ? kept - above : 0;  // a zero cut keeps only positive entries
+    }
+    ws.active.reset(P.rows(), P.cols());
+    double smallest = std::numeric_limits<double>::infinity();
+    for (Index b = 0; b < P.rows(); ++b) {
+      for (Index f = 0; f < P.cols(); ++f) {
+        const Scalar v = P(b, f);
+        const bool keep = kept > 0 && (v > cut || (v == cut && ties_wanted > 0 && v > Scalar(0)));
+        if (!keep) continue;
+        if (v == cut && !(v > cut)) --ties_wanted;
+        ws.active.push(f, v);
+        smallest = std::min(smallest, static_cast<double>(v));
+      }
+      ws.active.end_row();
+    }
+    ws.smallest_kept_code = std::isfinite(smallest) ? smallest : 0.0;
+  }
+
+  // Per token, the k_aux largest ReLU'd pre-activations among the dead latents.
+  template <typename Model>
+  void select_auxiliary(const Model& model, LossWorkspace<Scalar>& ws) const {
+    const Batch<Scalar>& P = ws.codes;
+    ws.auxiliary.reset(P.rows(), P.cols());
+    const Index dead = static_cast<Index>(dead_latents.size());
+    if (dead == 0 || aux_k_coefficient == 0.0) {
+      for (Index b = 0; b < P.rows(); ++b) ws.auxiliary.end_row();
+      return;
+    }
+    for (Index f : dead_latents)
+      if (f < 0 || f >= model.dict_size())
+        throw std::invalid_argument("sae::TopKObjective: dead latent " + std::to_string(f) + " is out of range [0, " +
+                                    std::to_string(model.dict_size()) + ")");
+    const Index k = std::min(effective_aux_k(model), dead);
+    thread_local std::vector<Scalar> dead_values;
+    dead_values.resize(static_cast<std::size_t>(dead));
+    for (Index b = 0; b < P.rows(); ++b) {
+      for (Index j = 0; j < dead; ++j) dead_values[static_cast<std::size_t>(j)] = P(b, dead_latents[j]);
+      detail::select_top_k(dead_values.data(), dead, k, ws.selection_scratch, ws.selected);
+      for (Index j : ws.selected) {
+        const Scalar v = dead_values[static_cast<std::size_t>(j)];
+        if (v > Scalar(0)) ws.auxiliary.push(dead_latents[j], v);
+      }
+      ws.auxiliary.end_row();
+    }
+  }
+};
+
+}  // namespace sae
