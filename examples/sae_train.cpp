@@ -1,7 +1,8 @@
 // examples/sae_train.cpp: train an SAE from the command line.
 //
-//   sae_train --data A.npy[,B.npy...] [--heldout H.npy] --arch relu
-//             --recipe seed|standard|april --dict-size F [--l1 λ] [--steps N]
+//   sae_train --data A.npy[,B.npy...] [--heldout H.npy]
+//             --arch relu|topk|batchtopk|jumprelu|gated [--k K] [--target-l0 L]
+//             --recipe NAME --dict-size F [--l1 λ] [--steps N]
 //             [--batch B] [--lr LR] [--seed S] [--out DIR] [--metrics M.jsonl]
 //             [--resume DIR] [--checkpoint-every N] [--tokens N]
 //
@@ -33,10 +34,15 @@ const char* kUsage = R"(usage: sae_train [options]
   --data A.npy[,B.npy...]  [N, D] activations (float16/32/64, C order); default: synthetic data
   --heldout H.npy          held-out activations for the final evaluation (default: a
                            separately drawn synthetic set, or 8192 rows sampled from --data)
-  --arch relu              architecture (relu only, for now)
-  --recipe NAME            seed | standard | april (default standard)
+  --arch NAME              relu | topk | batchtopk | jumprelu | gated (default relu)
+  --k K                    codes per token for topk and batchtopk (default 32)
+  --target-l0 L            jumprelu: the L0 its penalty aims at (default 32; 0 penalises L0 itself)
+  --recipe NAME            seed | standard | april for relu (default standard); the other
+                           architectures default to their own recipe (topk, batchtopk,
+                           jumprelu, gated)
   --dict-size F            number of latents (default 8 x D; 1024 on the synthetic data)
-  --l1 LAMBDA              L1 coefficient (default: the recipe's)
+  --l1 LAMBDA              sparsity coefficient: L1 for relu and gated, L0 for jumprelu
+                           (default: the recipe's)
   --steps N                training steps (default 3000)
   --tokens N               token budget instead of --steps: ceil(N / batch) steps
   --batch B                rows per step (default 1024; 64 on the synthetic data)
@@ -52,7 +58,9 @@ const char* kUsage = R"(usage: sae_train [options]
 
 struct Options {
   std::vector<std::string> data;
-  std::string heldout, arch = "relu", recipe = "standard", out, metrics, resume;
+  std::string heldout, arch = "relu", recipe, out, metrics, resume;
+  long long k = 32;
+  double target_l0 = -1;  // < 0: the recipe's
   long long dict_size = 0, steps = 0, batch = 0, checkpoint_every = 1000;  // 0: default for the data
   double tokens = 0;  // a token budget: steps = ceil(tokens / batch) when --steps is not given
   double l1 = -1, lr = -1;
@@ -87,6 +95,8 @@ Options parse(int argc, char** argv) {
     else if (flag == "--heldout") o.heldout = value;
     else if (flag == "--arch") o.arch = value;
     else if (flag == "--recipe") o.recipe = value;
+    else if (flag == "--k") number(o.k);
+    else if (flag == "--target-l0") number(o.target_l0);
     else if (flag == "--dict-size") number(o.dict_size);
     else if (flag == "--l1") number(o.l1);
     else if (flag == "--steps") number(o.steps);
@@ -100,7 +110,10 @@ Options parse(int argc, char** argv) {
     else if (flag == "--checkpoint-every") number(o.checkpoint_every);
     else throw std::invalid_argument("unknown flag " + flag + " (see --help)");
   }
-  if (o.arch != "relu") throw std::invalid_argument("--arch " + o.arch + " is not available yet (relu only)");
+  if (o.arch != "relu" && o.arch != "topk" && o.arch != "batchtopk" && o.arch != "jumprelu" && o.arch != "gated")
+    throw std::invalid_argument("unknown --arch " + o.arch + " (expected relu, topk, batchtopk, jumprelu or gated)");
+  if (o.recipe.empty()) o.recipe = o.arch == "relu" ? "standard" : o.arch;
+  if (o.k <= 0) throw std::invalid_argument("--k must be positive");
   if (o.steps < 0 || o.batch < 0 || o.dict_size < 0)
     throw std::invalid_argument("--steps, --batch and --dict-size must be positive");
   // Defaults that give a good SAE with no other flags (see kUsage).
@@ -118,7 +131,8 @@ struct Evaluation {
   double fvu = 0, l0 = 0, alive_fraction = 0, mse = 0;
 };
 
-Evaluation evaluate(const sae::SparseAutoEncoder<float>& model, const sae::Batch<float>& X) {
+template <typename Model>
+Evaluation evaluate(const Model& model, const sae::Batch<float>& X) {
   Evaluation e;
   const auto [recon, codes] = model.forward(X);
   e.fvu = sae::fraction_of_variance_unexplained(X, recon);
@@ -129,12 +143,17 @@ Evaluation evaluate(const sae::SparseAutoEncoder<float>& model, const sae::Batch
   return e;
 }
 
-int run(const Options& o) {
-  const bool synthetic_data = o.data.empty();
-  // ---- data ----------------------------------------------------------------
-  std::unique_ptr<sae::ActivationSource<float>> train_data;
+struct Data {
+  std::unique_ptr<sae::ActivationSource<float>> train;
   std::unique_ptr<sae::SyntheticSuperposition<float>> synthetic;
   sae::Batch<float> heldout;
+};
+
+Data load_data(const Options& o) {
+  Data data;
+  auto& train_data = data.train;
+  auto& synthetic = data.synthetic;
+  auto& heldout = data.heldout;
   if (o.data.empty()) {
     synthetic = std::make_unique<sae::SyntheticSuperposition<float>>(256, 512, 5.0, o.seed + 1);
     // Fresh samples would never repeat; a fixed pool of 2^18 rows keeps the run
@@ -154,17 +173,43 @@ int run(const Options& o) {
       sample.next_batch(heldout, std::min<sae::Index>(8192, sample.num_rows()));
     }
   }
+  return data;
+}
+
+// The model of the architecture asked for, sized D x F.
+template <typename Activation>
+Activation make_activation(const Options& o) {
+  if constexpr (std::is_same<Activation, sae::TopK>::value || std::is_same<Activation, sae::BatchTopK>::value) {
+    Activation a;
+    a.k = o.k;
+    return a;
+  } else {
+    return Activation{};
+  }
+}
+
+template <typename Activation>
+int train(const Options& o, Data& data) {
+  const bool synthetic_data = o.data.empty();
+  auto& train_data = data.train;
+  auto& synthetic = data.synthetic;
+  const auto& heldout = data.heldout;
   const sae::Index D = train_data->input_dim();
   const sae::Index F = o.dict_size > 0 ? o.dict_size : (synthetic_data ? 1024 : 8 * D);
 
   // ---- configuration -------------------------------------------------------
-  sae::TrainingConfig config = sae::make_recipe(sae::parse_recipe(o.recipe), o.steps);
+  sae::TrainingConfig config = sae::make_recipe(sae::parse_recipe(o.recipe), o.steps, F);
   config.batch_size = o.batch;
   if (o.l1 >= 0) config.l1_coefficient = o.l1;
   if (o.lr > 0) config.learning_rate = o.lr;
+  if (o.target_l0 >= 0) config.target_l0 = o.target_l0;
+  // AuxK's "dead": no firing for 10M tokens, or a fifth of a shorter run.
+  const double run_tokens = static_cast<double>(config.steps) * static_cast<double>(config.batch_size);
+  config.dead_window_tokens = static_cast<std::uint64_t>(std::min(1e7, std::max(run_tokens / 5, 1.0)));
 
-  sae::SparseAutoEncoder<float> model(D, F);
-  sae::Trainer<float> trainer(model, *train_data, config, o.seed);
+  using Model = sae::SparseAutoEncoder<float, sae::Dynamic, sae::Dynamic, Activation>;
+  Model model(D, F, make_activation<Activation>(o));
+  sae::Trainer<float, sae::Dynamic, sae::Dynamic, Activation> trainer(model, *train_data, config, o.seed);
   if (!o.resume.empty()) {
     trainer.load_checkpoint(o.resume + "/checkpoint.sae");
     std::cerr << "sae_train: resumed from " << o.resume << "/checkpoint.sae at step " << trainer.steps_done() << "\n";
@@ -176,7 +221,7 @@ int run(const Options& o) {
     log = std::make_unique<sae::MetricsLog>(o.metrics, o.resume.empty() ? sae::MetricsLog::Mode::truncate
                                                                         : sae::MetricsLog::Mode::append);
 
-  std::cerr << "sae_train: D = " << D << ", F = " << F << ", recipe " << config.recipe_name << ", "
+  std::cerr << "sae_train: D = " << D << ", F = " << F << ", arch " << o.arch << ", recipe " << config.recipe_name << ", "
             << config.steps << " steps of " << config.batch_size << " rows\n";
 
   // ---- training ------------------------------------------------------------
@@ -207,7 +252,7 @@ int run(const Options& o) {
   const double tokens = static_cast<double>(trainer.steps_done() - steps_at_start) * static_cast<double>(o.batch);
 
   // ---- results -------------------------------------------------------------
-  const sae::SparseAutoEncoder<float> trained = trainer.exported_model();
+  const Model trained = trainer.exported_model();
   if (!o.out.empty()) {
     trainer.save_checkpoint(o.out + "/checkpoint.sae");
     sae::save_npy(o.out + "/W_enc.npy", trained.params().W_enc);
@@ -227,11 +272,25 @@ int run(const Options& o) {
       {"input_dim", static_cast<long long>(D)},
       {"dict_size", static_cast<long long>(F)},
       {"recipe", config.recipe_name},
+      {"arch", o.arch},
   };
+  if constexpr (std::is_same<Activation, sae::TopK>::value || std::is_same<Activation, sae::BatchTopK>::value)
+    result.emplace_back("k", static_cast<long long>(o.k));
+  if constexpr (std::is_same<Activation, sae::BatchTopK>::value)
+    result.emplace_back("threshold", trained.activation().threshold);
   if (synthetic)
     result.emplace_back("mmcs", sae::mean_max_cosine_similarity(synthetic->features(), trained.params().W_dec));
   std::cout << sae::to_json_object(result.data(), result.data() + result.size()) << std::endl;
   return 0;
+}
+
+int run(const Options& o) {
+  Data data = load_data(o);
+  if (o.arch == "topk") return train<sae::TopK>(o, data);
+  if (o.arch == "batchtopk") return train<sae::BatchTopK>(o, data);
+  if (o.arch == "jumprelu") return train<sae::JumpReLU>(o, data);
+  if (o.arch == "gated") return train<sae::Gated>(o, data);
+  return train<sae::ReLU>(o, data);
 }
 
 }  // namespace

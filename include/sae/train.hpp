@@ -7,6 +7,7 @@
 
 #include "sae.hpp"
 #include "io/checkpoint.hpp"
+#include "train/architecture.hpp"
 #include "train/constraints.hpp"
 #include "train/data_source.hpp"
 #include "train/dead_latents.hpp"

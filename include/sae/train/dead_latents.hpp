@@ -194,8 +194,8 @@ inline std::vector<Index> weighted_sample_without_replacement(const std::vector<
 }
 
 /// Zeroes both Adam moments of the given latents' own parameters: column f of
-/// W_enc, entry f of b_enc and row f of W_dec (not b_dec, which all latents
-/// share). The moments are stored in each tensor's own order: W_enc is
+/// W_enc, entry f of b_enc, row f of W_dec and entry f of the architecture's
+/// per-latent vectors (not b_dec, which all latents share). The moments are stored in each tensor's own order: W_enc is
 /// column-major D x F, so column f is the D entries from f·D; W_dec is
 /// row-major F x D, so row f is the D entries from f·D. The offsets are taken
 /// from the tensors' strides, so this stays right whatever the storage.
@@ -208,9 +208,10 @@ void reset_adam_moments(Adam<Scalar>& adam, const Parameters<Scalar, D, F>& para
   auto& m = adam.first_moments();
   auto& v = adam.second_moments();
   if (m.empty() && v.empty()) return;
-  const Index sizes[4] = {params.W_enc.size(), params.b_enc.size(), params.W_dec.size(), params.b_dec.size()};
-  bool matches = m.size() == 4 && v.size() == 4;
-  for (std::size_t t = 0; matches && t < 4; ++t) matches = m[t].size() == sizes[t] && v[t].size() == sizes[t];
+  std::vector<Index> sizes;
+  params.for_each([&](const char*, const auto& t) { sizes.push_back(t.size()); });
+  bool matches = m.size() == sizes.size() && v.size() == sizes.size();
+  for (std::size_t t = 0; matches && t < sizes.size(); ++t) matches = m[t].size() == sizes[t] && v[t].size() == sizes[t];
   if (!matches)
     throw std::invalid_argument(
         "sae::reset_adam_moments: the optimizer's moments are not sized for these parameters "
@@ -227,6 +228,9 @@ void reset_adam_moments(Adam<Scalar>& adam, const Parameters<Scalar, D, F>& para
       m[2][dec] = v[2][dec] = Scalar(0);
     }
     m[1][f] = v[1][f] = Scalar(0);
+    // The architecture's per-latent vectors (threshold, r_mag, b_mag), where present.
+    for (std::size_t t = 4; t < sizes.size(); ++t)
+      if (sizes[t] > 0) m[t][f] = v[t][f] = Scalar(0);
   }
 }
 
@@ -337,8 +341,8 @@ ResampleResult resample_dead_latents(Parameters<Scalar, D, F>& params, Adam<Scal
 /// Other weightings: dictionary_learning draws ∝ ‖x̂ − x‖; Towards
 /// Monosemanticity ∝ the square of each input's whole loss. Compute those and
 /// pass them to the overload above.
-template <typename Scalar, int D, int F, typename DerivedX>
-ResampleResult resample_dead_latents(SparseAutoEncoder<Scalar, D, F>& model, Adam<Scalar>& adam,
+template <typename Scalar, int D, int F, typename Activation, typename DerivedX>
+ResampleResult resample_dead_latents(SparseAutoEncoder<Scalar, D, F, Activation>& model, Adam<Scalar>& adam,
                                      const std::vector<Index>& dead_latents, const Eigen::MatrixBase<DerivedX>& X,
                                      Rng& rng, double encoder_norm_factor = 0.2) {
   detail::static_check_scalar<DerivedX, Scalar>();
@@ -346,8 +350,8 @@ ResampleResult resample_dead_latents(SparseAutoEncoder<Scalar, D, F>& model, Ada
   Eigen::VectorXd weights(X.rows());
   if (!dead_latents.empty()) {
     constexpr Index chunk = 4096;
-    typename SparseAutoEncoder<Scalar, D, F>::CodeBatch codes;
-    typename SparseAutoEncoder<Scalar, D, F>::InputBatch recon;
+    typename SparseAutoEncoder<Scalar, D, F, Activation>::CodeBatch codes;
+    typename SparseAutoEncoder<Scalar, D, F, Activation>::InputBatch recon;
     for (Index start = 0; start < X.rows(); start += chunk) {
       const Index n = std::min(chunk, X.rows() - start);
       model.encode(X.middleRows(start, n), codes);

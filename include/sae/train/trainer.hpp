@@ -1,10 +1,12 @@
 // sae/train/trainer.hpp: the training loop.
 //
-// One step reads one way:
+// One step reads one way, for every architecture:
 //
-//   data source → batch (× input scale) → loss and gradient → constraint
+//   data source → batch (× input scale) → the architecture's objective: loss
+//   and gradient → constraint
 //   (project) → gradient clipping → optimizer step at the scheduled lr →
-//   constraint (renormalise) → dead-latent bookkeeping → resampling
+//   constraint (renormalise) → architecture state (BatchTopK's θ) →
+//   dead-latent bookkeeping → resampling
 //
 // The trainer owns the optimizer, the schedules and the bookkeeping; the model
 // and the data source are the caller's. Everything that decides the next step
@@ -30,6 +32,7 @@
 #include "../io/checkpoint.hpp"
 #include "../loss/l1_objective.hpp"
 #include "../optim/adam.hpp"
+#include "architecture.hpp"
 #include "constraints.hpp"
 #include "data_source.hpp"
 #include "dead_latents.hpp"
@@ -52,14 +55,16 @@ struct StepReport {
   Index resampled_latents = 0;    ///< latents resampled after this step
 };
 
-template <typename Scalar, int D = Dynamic, int F = Dynamic>
+template <typename Scalar, int D = Dynamic, int F = Dynamic, typename Activation = ReLU>
 class Trainer {
  public:
-  using Model = SparseAutoEncoder<Scalar, D, F>;
+  using Model = SparseAutoEncoder<Scalar, D, F, Activation>;
   using Params = typename Model::Params;
 
-  /// The model is initialised by config.init from `seed` unless
-  /// `keep_model_init` is true (a model loaded or initialised by the caller).
+  /// The model is initialised by config.init from `seed` (and its
+  /// architecture's own parameters as the architecture initialises them)
+  /// unless `keep_model_init` is true (a model loaded or initialised by the
+  /// caller). Its apply_b_dec_to_input() is set from the config either way.
   Trainer(Model& model, ActivationSource<Scalar>& data, TrainingConfig config, std::uint64_t seed = 0,
           bool keep_model_init = false)
       : model_(model),
@@ -76,7 +81,16 @@ class Trainer {
       throw std::invalid_argument("sae::Trainer: the data has " + std::to_string(data_.input_dim()) +
                                   " columns but the model's input_dim is " + std::to_string(model_.input_dim()));
     if (config_.batch_size <= 0) throw std::invalid_argument("sae::Trainer: batch_size must be positive");
-    if (!keep_model_init) initialize(model_.params(), config_.init, seed, config_.init_decoder_norm);
+    if (!keep_model_init) {
+      auto& p = model_.params();
+      initialize(p, config_.init, seed, config_.init_decoder_norm);
+      p.threshold.resize(0);
+      p.r_mag.resize(0);
+      p.b_mag.resize(0);
+      model_.activation().add_parameters(p);
+    }
+    model_.apply_b_dec_to_input() = config_.apply_b_dec_to_input;
+    model_.check("sae::Trainer");
     // The gradient projection assumes unit rows from the first step on.
     if (config_.unit_norm_decoder) normalize_decoder_rows(model_.params());
     grads_ = zeros_like(model_.params());
@@ -107,8 +121,8 @@ class Trainer {
 
     StepReport report;
     report.l1_coefficient = config_.l1_coefficient * l1_warmup_.value(step_index);
-    const L1Objective<Scalar> objective{static_cast<Scalar>(report.l1_coefficient), config_.l1_reduction,
-                                        config_.l1_weighting};
+    if constexpr (uses_auxk<Activation>) dead_list_ = dead_.dead_latents(config_.dead_window_tokens);
+    const auto objective = make_objective<Scalar>(model_.activation(), config_, report.l1_coefficient, dead_list_);
     report.loss = loss_and_gradient(model_, batch_, objective, grads_, workspace_);
     if (!std::isfinite(report.loss.loss))
       throw std::runtime_error("sae::Trainer: the loss is not finite at step " + std::to_string(step_index + 1) +
@@ -121,6 +135,7 @@ class Trainer {
     adam_.learning_rate() = static_cast<Scalar>(report.learning_rate);
     adam_.step(model_.params(), grads_);
     if (config_.unit_norm_decoder) normalize_decoder_rows(model_.params());
+    update_after_step(model_, workspace_, config_, steps_ + 1);
 
     dead_.update(workspace_.codes);
     ++steps_;
@@ -161,13 +176,15 @@ class Trainer {
   /// Writes everything the next step depends on, atomically.
   void save_checkpoint(const std::string& path) const {
     CheckpointWriter w;
-    w.put_string("format", "sae.trainer.v1");
+    w.put_string("format", "sae.trainer.v2");
     w.put_string("recipe", config_.recipe_name);
-    const auto& p = model_.params();
-    w.put("W_enc", p.W_enc);
-    w.put("b_enc", p.b_enc);
-    w.put("W_dec", p.W_dec);
-    w.put("b_dec", p.b_dec);
+    w.put_string("architecture", Activation::name);
+    model_.params().for_each([&](const char* name, const auto& tensor) {
+      if (tensor.size() > 0) w.put(name, tensor);
+    });
+    w.put_u64s("apply_b_dec_to_input", {model_.apply_b_dec_to_input() ? 1u : 0u});
+    if constexpr (std::is_same<Activation, BatchTopK>::value)
+      w.put_double("batchtopk_threshold", model_.activation().threshold);
     w.put_u64s("trainer", {static_cast<std::uint64_t>(steps_), prepared_ ? 1u : 0u,
                            static_cast<std::uint64_t>(model_.input_dim()),
                            static_cast<std::uint64_t>(model_.dict_size())});
@@ -186,8 +203,12 @@ class Trainer {
   /// Restores a checkpoint written by save_checkpoint for the same sizes and data.
   void load_checkpoint(const std::string& path) {
     CheckpointReader r(path);
-    if (r.string("format") != "sae.trainer.v1")
-      throw std::runtime_error(path + ": not a trainer checkpoint (format '" + r.string("format") + "')");
+    if (r.string("format") != "sae.trainer.v2")
+      throw std::runtime_error(path + ": not a trainer checkpoint of this version (format '" + r.string("format") +
+                               "', expected 'sae.trainer.v2')");
+    if (r.string("architecture") != Activation::name)
+      throw std::runtime_error(path + ": checkpoint is of a '" + r.string("architecture") + "' SAE, this trainer's is '" +
+                               Activation::name + "'");
     const auto trainer = r.u64s("trainer");
     if (trainer.size() != 4) throw std::runtime_error(path + ": malformed 'trainer' entry");
     if (trainer[2] != static_cast<std::uint64_t>(model_.input_dim()) ||
@@ -195,11 +216,14 @@ class Trainer {
       throw std::runtime_error(path + ": checkpoint is for a " + std::to_string(trainer[2]) + " x " +
                                std::to_string(trainer[3]) + " model, this one is " +
                                std::to_string(model_.input_dim()) + " x " + std::to_string(model_.dict_size()));
-    auto& p = model_.params();
-    r.read_into("W_enc", p.W_enc);
-    r.read_into("b_enc", p.b_enc);
-    r.read_into("W_dec", p.W_dec);
-    r.read_into("b_dec", p.b_dec);
+    model_.params().for_each([&](const char* name, auto& tensor) {
+      if (tensor.size() > 0) r.read_into(name, tensor);
+    });
+    const auto apply_b_dec = r.u64s("apply_b_dec_to_input");
+    if (apply_b_dec.size() != 1) throw std::runtime_error(path + ": malformed 'apply_b_dec_to_input' entry");
+    model_.apply_b_dec_to_input() = apply_b_dec[0] != 0;
+    if constexpr (std::is_same<Activation, BatchTopK>::value)
+      model_.activation().threshold = r.scalar("batchtopk_threshold");
     steps_ = static_cast<long long>(trainer[0]);
     prepared_ = trainer[1] != 0;
     input_scale_ = r.scalar("input_scale");
@@ -210,7 +234,7 @@ class Trainer {
     if (adam_steps[0] > 0) {
       adam_.first_moments().clear();
       adam_.second_moments().clear();
-      for (int i = 0; i < 4; ++i) {
+      for (int i = 0; i < Params::tensor_count; ++i) {
         adam_.first_moments().push_back(r.template matrix<Scalar>("adam_m" + std::to_string(i)).reshaped());
         adam_.second_moments().push_back(r.template matrix<Scalar>("adam_v" + std::to_string(i)).reshaped());
       }
@@ -273,6 +297,7 @@ class Trainer {
   L1Warmup l1_warmup_;
   Adam<Scalar> adam_;
   DeadLatentTracker dead_;
+  std::vector<Index> dead_list_;  // latents dead before this step (AuxK)
   Params grads_;
   LossWorkspace<Scalar> workspace_;
   Batch<Scalar> batch_;
