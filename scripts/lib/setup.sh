@@ -13,9 +13,14 @@ BUILD_TYPE="${BUILD_TYPE:-Release}"
 SAE_WERROR="${SAE_WERROR:-OFF}"
 JOBS="$(nproc 2>/dev/null || getconf _NPROCESSORS_ONLN 2>/dev/null || echo 2)"
 
-# Debian packages the build and tests need (nlohmann-json3-dev and python3-numpy
-# are for the file-format work and its reference scripts).
-SAE_PACKAGES=(make pkg-config libeigen3-dev catch2 nlohmann-json3-dev python3-numpy)
+# Debian packages the build and tests need (nlohmann-json3-dev, zlib1g-dev and
+# python3-numpy are for the file formats, sae::io, and their reference scripts).
+SAE_PACKAGES=(make pkg-config libeigen3-dev catch2 nlohmann-json3-dev zlib1g-dev python3-numpy)
+
+# What scripts/test's sanitizer stage adds to them: clang and its sanitizer and
+# libFuzzer runtimes (a separate package in Debian 12, for clang 14).
+# shellcheck disable=SC2034  # used by scripts/test
+SAE_SANITIZER_PACKAGES=(clang libclang-rt-14-dev)
 
 # Messages go to stderr so a script's stdout carries only its own output.
 section() { printf '\n==== %s ====\n' "$*" >&2; }

@@ -10,6 +10,7 @@
 //   load_npy<Scalar>(path)   0-, 1- or 2-D arrays of float (f2 f4 f8), integer
 //                            (i1..i8, u1..u8) or bool dtype, either byte order,
 //                            C or Fortran order -> an R x C row-major Batch.
+//   load_npy_from_memory     the same for a file's bytes already in memory.
 //   save_npy(path, m)        float32 / float64, C order, written atomically.
 //   parse_npy_header(...)    the validated header, for readers that map the
 //   read_npy_header(path)    data themselves.
@@ -699,6 +700,26 @@ inline NpyHeader read_npy_header(const std::string& path) {
   return parse_npy_header(preamble.data(), static_cast<std::size_t>(size), path);
 }
 
+/// load_npy for a whole .npy file held in memory, bytes [0, size) (an .npz
+/// member, say); `path_for_messages` starts every error message.
+template <typename Scalar>
+Batch<Scalar> load_npy_from_memory(const unsigned char* bytes, std::size_t size, const std::string& path_for_messages) {
+  static_assert(std::is_floating_point_v<Scalar>,
+                "load_npy_from_memory<Scalar>: Scalar must be a floating-point type (float, double, long double)");
+  const std::string& path = path_for_messages;
+  const NpyHeader header = parse_npy_header(bytes, size, path);
+  if (header.shape.size() > 2) {
+    detail::npy_fail(path, "array has " + std::to_string(header.shape.size()) + " dimensions, shape " +
+                               detail::format_shape(header.shape) + "; load_npy reads 0-, 1- or 2-D arrays");
+  }
+  // Each dimension fits in Index: the header parser refuses larger ones.
+  const auto rows = header.shape.empty() ? Index{1} : static_cast<Index>(header.shape[0]);
+  const auto cols = header.shape.size() < 2 ? Index{1} : static_cast<Index>(header.shape[1]);
+  Batch<Scalar> result(rows, cols);
+  detail::decode_npy_data(header, bytes + header.data_offset, rows, cols, result.data(), path);
+  return result;
+}
+
 /// Loads a 0-, 1- or 2-D .npy array as an R x C row-major matrix: shape
 /// (R, C) -> R x C, (N,) -> N x 1, () -> 1 x 1. Float, integer and bool
 /// dtypes in either byte order and C or Fortran order are converted to Scalar.
@@ -708,17 +729,7 @@ Batch<Scalar> load_npy(const std::string& path) {
   static_assert(std::is_floating_point_v<Scalar>,
                 "load_npy<Scalar>: Scalar must be a floating-point type (float, double, long double)");
   const std::vector<unsigned char> bytes = detail::read_whole_file(path);
-  const NpyHeader header = parse_npy_header(bytes.data(), bytes.size(), path);
-  if (header.shape.size() > 2) {
-    detail::npy_fail(path, "array has " + std::to_string(header.shape.size()) + " dimensions, shape " +
-                               detail::format_shape(header.shape) + "; load_npy reads 0-, 1- or 2-D arrays");
-  }
-  // Each dimension fits in Index: the header parser refuses larger ones.
-  const auto rows = header.shape.empty() ? Index{1} : static_cast<Index>(header.shape[0]);
-  const auto cols = header.shape.size() < 2 ? Index{1} : static_cast<Index>(header.shape[1]);
-  Batch<Scalar> result(rows, cols);
-  detail::decode_npy_data(header, bytes.data() + header.data_offset, rows, cols, result.data(), path);
-  return result;
+  return load_npy_from_memory<Scalar>(bytes.data(), bytes.size(), path);
 }
 
 /// Writes `m` as a little-endian float32 ('<f4') or float64 ('<f8') C-order

@@ -1,0 +1,8 @@
+// sae/io.hpp: the umbrella header for file formats: NumPy .npy and .npz,
+// safetensors. Includes nlohmann/json (for safetensors), so link sae::io, not
+// just sae::sae; the core umbrella (sae.hpp) stays free of it.
+#pragma once
+
+#include "io/npy.hpp"
+#include "io/npz.hpp"
+#include "io/safetensors.hpp"
