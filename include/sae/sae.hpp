@@ -13,6 +13,8 @@
 #include "core/jumprelu.hpp"
 #include "core/gated.hpp"
 #include "core/sparse_autoencoder.hpp"
+#include "core/batchtopk_export.hpp"
+#include "core/any_activation.hpp"
 #include "loss/loss_report.hpp"
 #include "loss/workspace.hpp"
 #include "loss/objective.hpp"

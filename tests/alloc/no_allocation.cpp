@@ -47,13 +47,12 @@ void expect_no_allocation(long before, const char* what) {
   }
 }
 
-template <typename Model, typename Optimizer>
-void check_training_step(Model& model, Optimizer& optimizer, const char* what) {
+template <typename Model, typename Optimizer, typename Objective>
+void check_training_step(Model& model, Optimizer& optimizer, const Objective& objective, const char* what) {
   using Scalar = typename Model::Scalar;
   sae::Batch<Scalar> X(48, model.input_dim());
   sae::Rng rng(3);
   for (sae::Index i = 0; i < X.size(); ++i) X.data()[i] = static_cast<Scalar>(rng.normal());
-  const sae::L1Objective<Scalar> objective{Scalar(1e-3), sae::L1Reduction::MeanOverBatch};
   auto grads = sae::zeros_like(model.params());
   sae::LossWorkspace<Scalar> workspace;
 
@@ -84,13 +83,37 @@ int main() {
     return 1;
   }
 
+  const sae::L1Objective<float> l1{1e-3f, sae::L1Reduction::MeanOverBatch};
   sae::SparseAutoEncoder<float> model(32, 96, sae::Init::Tied, 1);
   sae::Adam<float> adam;
-  check_training_step(model, adam, "a float Adam training step");
+  check_training_step(model, adam, l1, "a float Adam training step");
 
   sae::SparseAutoEncoder<double, 16, 64> fixed(sae::Init::LinearDefault, 2);
   sae::SGD<double> sgd{1e-3};
-  check_training_step(fixed, sgd, "a fixed-size double SGD training step");
+  check_training_step(fixed, sgd, sae::L1Objective<double>{1e-3}, "a fixed-size double SGD training step");
+
+  // The other architectures, centred inputs, AuxK busy.
+  sae::TopKObjective<float> topk_objective;
+  for (sae::Index f = 0; f < 96; f += 3) topk_objective.dead_latents.push_back(f);
+  sae::SparseAutoEncoder<float, sae::Dynamic, sae::Dynamic, sae::TopK> topk(32, 96, sae::TopK{4});
+  topk.apply_b_dec_to_input() = true;
+  sae::Adam<float> adam_topk;
+  check_training_step(topk, adam_topk, topk_objective, "a TopK step with AuxK (sparse kernels)");
+  sae::SparseAutoEncoder<float, sae::Dynamic, sae::Dynamic, sae::BatchTopK> batch_topk(32, 96, sae::BatchTopK{4});
+  sae::Adam<float> adam_batch_topk;
+  check_training_step(batch_topk, adam_batch_topk, topk_objective, "a BatchTopK step");
+  sae::SparseAutoEncoder<float, sae::Dynamic, sae::Dynamic, sae::JumpReLU> jumprelu(32, 96, sae::JumpReLU{});
+  sae::Adam<float> adam_jumprelu;
+  sae::JumpReLUObjective<float> jumprelu_objective;
+  jumprelu_objective.l0_coefficient = 1e-3f;
+  jumprelu_objective.target_l0 = 8;
+  check_training_step(jumprelu, adam_jumprelu, jumprelu_objective, "a JumpReLU step");
+  sae::SparseAutoEncoder<float, sae::Dynamic, sae::Dynamic, sae::Gated> gated(32, 96, sae::Gated{});
+  gated.apply_b_dec_to_input() = true;
+  sae::Adam<float> adam_gated;
+  sae::GatedObjective<float> gated_objective;
+  gated_objective.l1_coefficient = 1e-2f;
+  check_training_step(gated, adam_gated, gated_objective, "a Gated step");
 
   sae::Batch<float> X = sae::Batch<float>::Ones(20, 32), codes, recon;
   model.encode(X, codes);
@@ -99,6 +122,12 @@ int main() {
   model.encode(X, codes);
   model.decode(codes, recon);
   expect_no_allocation(before, "encode/decode into reused buffers");
+  topk.encode(X, codes);  // warms the selection buffers
+  gated.encode(X, codes);  // and the magnitude scale
+  const long before_topk = allocations;
+  topk.encode(X, codes);
+  gated.encode(X, codes);
+  expect_no_allocation(before_topk, "TopK and Gated encode into reused buffers");
 
   return failures == 0 ? 0 : 1;
 }

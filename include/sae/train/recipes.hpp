@@ -13,9 +13,12 @@
 //             resampling of dead latents.
 //   april     Anthropic's April 2024 update (SAELens' standard SAE): L1 weighted
 //             by decoder row norms, no constraint, decoder rows initialised at
-//             norm 0.1 with W_enc = W_decᵀ and zero biases, inputs scaled to
-//             mean norm √D, λ warm-up over the first 5%, lr decay over the last
-//             20%, gradient-norm clipping at 1.
+//             norm 0.1 with W_enc = W_decᵀ, b_enc 0 and b_dec at the data mean
+//             (SAELens' option; real activations have huge-mean dimensions),
+//             inputs scaled to mean norm √D, λ = 5 warmed up over the first 5%,
+//             lr 3e-4 (the top of SAELens' 5e-5..3e-4: the bottom barely moves
+//             in a run of thousands of steps) decaying over the last 20%,
+//             gradient-norm clipping at 1.
 //   topk      TopK (OpenAI, sparsify, dictionary_learning's TopKTrainer): k = 32
 //             per token, AuxK (α = 1/32, k_aux = D/2), unit-norm decoder rows,
 //             tied init, b_dec at the geometric median and subtracted from the
@@ -134,7 +137,8 @@ inline TrainingConfig make_recipe(Recipe recipe, long long steps, Index dict_siz
       c.init = Init::Tied;
       c.init_decoder_norm = 0.1;
       c.input_scaling = InputScaling::MeanNormSqrtD;
-      c.learning_rate = 5e-5;
+      c.decoder_bias_init = DecoderBiasInit::DataMean;
+      c.learning_rate = 3e-4;
       c.lr_decay_fraction = 0.2;
       c.max_grad_norm = 1.0;
       return c;
