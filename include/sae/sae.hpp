@@ -26,4 +26,5 @@
 #include "optim/adam.hpp"
 #include "io/npy.hpp"
 #include "metrics.hpp"
+#include "steering.hpp"
 #include "data/synthetic.hpp"
