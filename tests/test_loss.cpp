@@ -90,8 +90,9 @@ void make_smooth_problem(Model& model, sae::Batch<double>& X, std::uint64_t seed
   for (int attempt = 0; attempt < 1000; ++attempt) {
     sae::init_linear_default(model.params(), rng);
     for (sae::Index i = 0; i < X.size(); ++i) X.data()[i] = rng.normal();
-    const sae::Batch<double> pre =
-        (X * model.params().W_enc).rowwise() + model.params().b_enc.transpose();
+    sae::Batch<double> A = X;
+    if (model.apply_b_dec_to_input()) A.rowwise() -= model.params().b_dec.transpose();
+    const sae::Batch<double> pre = (A * model.params().W_enc).rowwise() + model.params().b_enc.transpose();
     if (pre.cwiseAbs().minCoeff() > margin && (pre.array() > 0).any()) return;
   }
   FAIL("could not draw a problem away from the ReLU kinks");
@@ -104,6 +105,7 @@ TEMPLATE_TEST_CASE("gradients match central finite differences", "[loss][gradche
                    (sae::SparseAutoEncoder<double, 5, Dynamic>), (sae::SparseAutoEncoder<double, Dynamic, 12>)) {
   const sae::Index D = 5, F = 12, B = 7;
   TestType model(D, F);
+  model.apply_b_dec_to_input() = GENERATE(false, true);  // b_dec's second path, through the encoder's input
   sae::Batch<double> X(B, D);
   make_smooth_problem(model, X, 2024, 1e-3);
 
