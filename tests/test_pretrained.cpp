@@ -60,7 +60,7 @@ TEST_CASE("published SAEs load and encode by their producer's rule", "[pretraine
       {"gemmascope-jumprelu-npz", "params.npz", "jumprelu", false},
   };
   for (const Case& c : cases) {
-    for (const std::string path : {fixture(c.folder), fixture(std::string(c.folder) + "/" + c.weights)}) {
+    for (const std::string& path : {fixture(c.folder), fixture(std::string(c.folder) + "/" + c.weights)}) {
       CAPTURE(path);
       const auto model = sae::load_pretrained<double>(path);
       CHECK(std::string(model.activation().architecture()) == c.architecture);
