@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <string>
 
 #include <sae/sae.hpp>
@@ -41,6 +42,24 @@ sae::Parameters<Scalar, D, F> seed_parameters(const std::string& prefix) {
   p.W_dec = seed_fixture<Scalar>(prefix + "_W_dec");
   p.b_dec = seed_fixture<Scalar>(prefix + "_b_dec");
   return p;
+}
+
+/// Central differences of `loss` with respect to every element of `tensor`
+/// (each perturbed by ±h and restored).
+template <typename Tensor>
+Eigen::MatrixXd central_differences(Tensor& tensor, const std::function<double()>& loss, double h) {
+  Eigen::MatrixXd g(tensor.rows(), tensor.cols());
+  for (sae::Index r = 0; r < tensor.rows(); ++r)
+    for (sae::Index c = 0; c < tensor.cols(); ++c) {
+      const double saved = tensor(r, c);
+      tensor(r, c) = saved + h;
+      const double up = loss();
+      tensor(r, c) = saved - h;
+      const double down = loss();
+      tensor(r, c) = saved;
+      g(r, c) = (up - down) / (2 * h);
+    }
+  return g;
 }
 
 /// Relative tolerance for comparisons with the float64 PyTorch fixtures.

@@ -100,23 +100,6 @@ void make_problem_away_from_kinks(Model& model, sae::Batch<double>& X, std::uint
   FAIL("could not draw a problem away from the gate and magnitude kinks");
 }
 
-// Central differences of `loss` with respect to every element of `tensor`.
-template <typename Tensor>
-Eigen::MatrixXd central_differences(Tensor& tensor, const std::function<double()>& loss, double h) {
-  Eigen::MatrixXd g(tensor.rows(), tensor.cols());
-  for (sae::Index r = 0; r < tensor.rows(); ++r)
-    for (sae::Index c = 0; c < tensor.cols(); ++c) {
-      const double saved = tensor(r, c);
-      tensor(r, c) = saved + h;
-      const double up = loss();
-      tensor(r, c) = saved - h;
-      const double down = loss();
-      tensor(r, c) = saved;
-      g(r, c) = (up - down) / (2 * h);
-    }
-  return g;
-}
-
 template <typename A, typename B>
 double max_abs_difference(const A& a, const B& b) {
   return (a.template cast<double>() - b.template cast<double>()).cwiseAbs().maxCoeff();
@@ -254,9 +237,9 @@ TEMPLATE_TEST_CASE("Gated objective: gradients match central finite differences,
   const double h = 1e-6;
   std::vector<Eigen::MatrixXd> held, full;
   model.params().for_each([&](const char*, auto& tensor) {
-    held.push_back(central_differences(
+    held.push_back(sae_test::central_differences(
         tensor, [&] { return reference_loss(model, X, lambda, weighting, W_dec_held, b_dec_held); }, h));
-    full.push_back(central_differences(tensor, [&] { return sae::loss(model, X, objective).loss; }, h));
+    full.push_back(sae_test::central_differences(tensor, [&] { return sae::loss(model, X, objective).loss; }, h));
   });
 
   std::size_t i = 0;

@@ -61,23 +61,6 @@ void make_problem_away_from_thresholds(Model& model, sae::Batch<double>& X, std:
   FAIL("could not draw a problem away from the thresholds");
 }
 
-// Central differences of `loss` with respect to every element of `tensor`.
-template <typename Tensor>
-Eigen::MatrixXd central_differences(Tensor& tensor, const std::function<double()>& loss, double h) {
-  Eigen::MatrixXd g(tensor.rows(), tensor.cols());
-  for (sae::Index r = 0; r < tensor.rows(); ++r)
-    for (sae::Index c = 0; c < tensor.cols(); ++c) {
-      const double saved = tensor(r, c);
-      tensor(r, c) = saved + h;
-      const double up = loss();
-      tensor(r, c) = saved - h;
-      const double down = loss();
-      tensor(r, c) = saved;
-      g(r, c) = (up - down) / (2 * h);
-    }
-  return g;
-}
-
 }  // namespace
 
 TEST_CASE("JumpReLU encode: a latent fires only strictly above its threshold", "[jumprelu]") {
@@ -162,7 +145,7 @@ TEMPLATE_TEST_CASE("JumpReLU objective: every exact gradient matches central fin
   const double h = 1e-6;
   std::vector<Eigen::MatrixXd> numeric;
   model.params().for_each([&](const char*, auto& tensor) {
-    numeric.push_back(central_differences(tensor, [&] { return sae::loss(model, X, objective).loss; }, h));
+    numeric.push_back(sae_test::central_differences(tensor, [&] { return sae::loss(model, X, objective).loss; }, h));
   });
 
   std::size_t i = 0;
