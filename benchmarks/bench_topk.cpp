@@ -21,16 +21,16 @@ void benchmark_topk(sae::Index D, sae::Index F, sae::Index B, sae::Index k) {
   auto grads = sae::zeros_like(model.params());
   sae::LossWorkspace<float> ws;
   sae::TopKObjective<float> sparse;
+  sparse.kernels = sae::Kernels::Sparse;
   sae::TopKObjective<float> dense;
-  dense.sparse_kernels = false;
+  dense.kernels = sae::Kernels::Dense;
   const std::string size = "D=" + std::to_string(D) + " F=" + std::to_string(F) + " B=" + std::to_string(B) +
                            " k=" + std::to_string(k);
 
   sae::Batch<float> P = X * model.params().W_enc;
-  std::vector<float> scratch;
   std::vector<sae::Index> chosen;
   BENCHMARK("top-k selection, every row, " + size) {
-    for (sae::Index b = 0; b < B; ++b) sae::detail::select_top_k(P.row(b).data(), F, k, scratch, chosen);
+    for (sae::Index b = 0; b < B; ++b) sae::detail::select_top_k(P.row(b).data(), F, k, chosen);
     return chosen.size();
   };
   BENCHMARK("encoder product A W_enc (the dense part), " + size) {

@@ -62,6 +62,15 @@ Eigen::MatrixXd central_differences(Tensor& tensor, const std::function<double()
   return g;
 }
 
+/// A rows x cols batch of standard normals from `seed`.
+template <typename Scalar = double>
+sae::Batch<Scalar> normal_batch(sae::Index rows, sae::Index cols, std::uint64_t seed) {
+  sae::Rng rng(seed);
+  sae::Batch<Scalar> X(rows, cols);
+  for (sae::Index i = 0; i < X.size(); ++i) X.data()[i] = static_cast<Scalar>(rng.normal());
+  return X;
+}
+
 /// Relative tolerance for comparisons with the float64 PyTorch fixtures.
 template <typename Scalar>
 constexpr double fixture_tolerance() {

@@ -62,16 +62,15 @@ double margin_around_cut(const sae::Batch<double>& P, Index k) {
 }  // namespace
 
 TEST_CASE("select_top_k picks the k largest, ties to the left, without sorting", "[topk]") {
-  std::vector<double> scratch;
   std::vector<Index> chosen;
   const std::vector<double> v = {0.5, 3.0, -1.0, 3.0, 2.0, 3.0};
-  sae::detail::select_top_k(v.data(), 6, 2, scratch, chosen);
+  sae::detail::select_top_k(v.data(), 6, 2, chosen);
   CHECK(chosen == std::vector<Index>{1, 3});  // three 3.0s tie for two places: the first two
-  sae::detail::select_top_k(v.data(), 6, 4, scratch, chosen);
+  sae::detail::select_top_k(v.data(), 6, 4, chosen);
   CHECK(chosen == std::vector<Index>{1, 3, 4, 5});
-  sae::detail::select_top_k(v.data(), 6, 0, scratch, chosen);
+  sae::detail::select_top_k(v.data(), 6, 0, chosen);
   CHECK(chosen.empty());
-  sae::detail::select_top_k(v.data(), 6, 6, scratch, chosen);
+  sae::detail::select_top_k(v.data(), 6, 6, chosen);
   CHECK(chosen.size() == 6);
 
   sae::Rng rng(3);
@@ -79,7 +78,7 @@ TEST_CASE("select_top_k picks the k largest, ties to the left, without sorting",
     std::vector<double> values(97);
     for (auto& x : values) x = std::round(rng.normal() * 4) / 4;  // many ties
     const Index k = 1 + static_cast<Index>(rng.uniform(0, 96));
-    sae::detail::select_top_k(values.data(), 97, k, scratch, chosen);
+    sae::detail::select_top_k(values.data(), 97, k, chosen);
     CHECK(chosen == top_k_by_sorting(values, k));
   }
 }
@@ -146,10 +145,11 @@ TEST_CASE("TopK sparse kernels give the dense path's loss and gradients", "[topk
   const bool batch_rule = GENERATE(false, true);
   const auto X = normal_batch(12, 8, 21);
   sae::TopKObjective<double> sparse;
+  sparse.kernels = sae::Kernels::Sparse;
   sparse.dead_latents = {1, 4, 9, 16, 25, 36, 49};  // AuxK active
   sparse.aux_k = 3;
   sae::TopKObjective<double> dense = sparse;
-  dense.sparse_kernels = false;
+  dense.kernels = sae::Kernels::Dense;
 
   auto compare = [&](const auto& model) {
     auto g_sparse = sae::zeros_like(model.params());

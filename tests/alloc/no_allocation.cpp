@@ -88,6 +88,14 @@ int main() {
   sae::Adam<float> adam;
   check_training_step(model, adam, l1, "a float Adam training step");
 
+  // The sparse kernels' buffers keep their capacity; they grow only when a
+  // batch has more active codes than any before it.
+  sae::L1Objective<float> l1_sparse{1e-3f, sae::L1Reduction::MeanOverBatch};
+  l1_sparse.kernels = sae::Kernels::Sparse;
+  sae::SparseAutoEncoder<float> sparse_model(32, 96, sae::Init::Tied, 1);
+  sae::Adam<float> adam_sparse;
+  check_training_step(sparse_model, adam_sparse, l1_sparse, "a float Adam training step on the sparse kernels");
+
   sae::SparseAutoEncoder<double, 16, 64> fixed(sae::Init::LinearDefault, 2);
   sae::SGD<double> sgd{1e-3};
   check_training_step(fixed, sgd, sae::L1Objective<double>{1e-3}, "a fixed-size double SGD training step");

@@ -21,6 +21,7 @@
 #pragma once
 
 #include "../config.hpp"
+#include "../detail/parallel.hpp"
 
 namespace sae {
 
@@ -50,8 +51,10 @@ struct ReLU {
 
   template <typename Params, typename Derived>
   void encode_in_place(const Params& p, Eigen::MatrixBase<Derived>& H) const {
-    H.derived().rowwise() += p.b_enc.transpose();
-    relu_in_place(H);
+    using Scalar = typename Derived::Scalar;
+    // Bias and ReLU in one pass over H, a row per thread.
+    SAE_OMP(parallel for schedule(static) if (detail::worth_parallel(H.size())))
+    for (Index b = 0; b < H.rows(); ++b) H.row(b) = (H.row(b) + p.b_enc.transpose()).cwiseMax(Scalar(0));
   }
 };
 

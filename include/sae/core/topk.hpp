@@ -20,39 +20,41 @@
 #include <vector>
 
 #include "../config.hpp"
+#include "../detail/parallel.hpp"
 #include "activation.hpp"
 
 namespace sae {
 namespace detail {
 
 /// Writes to `chosen` the positions of the k largest of values[0..n) in
-/// increasing order (ties broken towards lower positions), in O(n) expected
-/// time without sorting the row. `scratch` is reused (no allocation once it
-/// has n entries). requires 0 <= k <= n.
+/// increasing order (ties broken towards lower positions), without sorting
+/// the row: one pass keeps a min-heap of the k best seen so far. Once the heap
+/// holds large values almost every entry fails one comparison with its
+/// weakest, so the cost is about n comparisons plus O(k log k · log(n/k)).
+/// Requires 0 <= k <= n.
 template <typename Scalar>
-void select_top_k(const Scalar* values, Index n, Index k, std::vector<Scalar>& scratch, std::vector<Index>& chosen) {
+void select_top_k(const Scalar* values, Index n, Index k, std::vector<Index>& chosen) {
   chosen.clear();
   if (k <= 0) return;
   if (k >= n) {
     for (Index i = 0; i < n; ++i) chosen.push_back(i);
     return;
   }
-  // The k-th largest value is the cut; everything above it is in, and ties at
-  // the cut fill the remaining places from the left.
-  scratch.assign(values, values + n);
-  std::nth_element(scratch.begin(), scratch.begin() + (k - 1), scratch.end(), std::greater<Scalar>());
-  const Scalar cut = scratch[static_cast<std::size_t>(k - 1)];
-  Index above = 0;
-  for (Index i = 0; i < n; ++i) above += values[i] > cut;
-  Index ties_wanted = k - above;
-  for (Index i = 0; i < n; ++i) {
-    if (values[i] > cut) {
-      chosen.push_back(i);
-    } else if (values[i] == cut && ties_wanted > 0) {
-      chosen.push_back(i);
-      --ties_wanted;
-    }
+  // a beats b: a larger value, or the same value at a lower position. As the
+  // heap's order this puts the weakest kept entry at the front.
+  const auto beats = [values](Index a, Index b) { return values[a] > values[b] || (values[a] == values[b] && a < b); };
+  for (Index i = 0; i < k; ++i) chosen.push_back(i);
+  std::make_heap(chosen.begin(), chosen.end(), beats);
+  Scalar weakest = values[chosen.front()];
+  for (Index i = k; i < n; ++i) {
+    // Later positions lose ties, so only a strictly larger value gets in.
+    if (!(values[i] > weakest)) continue;
+    std::pop_heap(chosen.begin(), chosen.end(), beats);
+    chosen.back() = i;
+    std::push_heap(chosen.begin(), chosen.end(), beats);
+    weakest = values[chosen.front()];
   }
+  std::sort(chosen.begin(), chosen.end());
 }
 
 inline void check_k(Index k, Index dict_size, const char* where) {
@@ -79,16 +81,16 @@ struct TopK {
   template <typename Params, typename Derived>
   void encode_in_place(const Params& p, Eigen::MatrixBase<Derived>& H) const {
     using Scalar = typename Derived::Scalar;
-    H.derived().rowwise() += p.b_enc.transpose();
-    thread_local std::vector<Scalar> scratch;
-    thread_local std::vector<Index> chosen;
-    thread_local std::vector<Scalar> kept;
     const Index n = H.cols();
+    SAE_OMP(parallel for schedule(static) if (detail::worth_parallel(H.size())))
     for (Index b = 0; b < H.rows(); ++b) {
+      // One thread per row; the row is copied out because H may store it strided.
+      thread_local std::vector<Index> chosen;
+      thread_local std::vector<Scalar> kept;
       auto row = H.row(b);
       kept.resize(static_cast<std::size_t>(n));
-      for (Index i = 0; i < n; ++i) kept[static_cast<std::size_t>(i)] = row(i);
-      detail::select_top_k(kept.data(), n, k, scratch, chosen);
+      for (Index i = 0; i < n; ++i) kept[static_cast<std::size_t>(i)] = row(i) + p.b_enc(i);
+      detail::select_top_k(kept.data(), n, k, chosen);
       row.setZero();
       for (Index i : chosen) row(i) = std::max(kept[static_cast<std::size_t>(i)], Scalar(0));
     }

@@ -30,6 +30,13 @@
 //
 // They are checked against central finite differences and PyTorch autograd in
 // tests/test_loss.cpp.
+//
+// Every term after the encoder product involves the codes, so once they are
+// sparse (a trained SAE fires a few dozen of F latents per token) the decode
+// and the whole backward pass touch only the active (token, latent) pairs
+// (sae/detail/sparse_codes.hpp); Kernels::Automatic chooses per batch from
+// the measured density, and both paths give the same loss and gradients
+// (tests/test_sparse_kernels.cpp).
 #pragma once
 
 #include <stdexcept>
@@ -39,6 +46,8 @@
 #include "../config.hpp"
 #include "../core/sparse_autoencoder.hpp"
 #include "../detail/shape_check.hpp"
+#include "../detail/parallel.hpp"
+#include "../detail/sparse_codes.hpp"
 #include "loss_report.hpp"
 #include "objective.hpp"
 #include "reconstruction.hpp"
@@ -64,6 +73,7 @@ struct L1Objective {
   Scalar l1_coefficient = Scalar(0);  ///< λ
   L1Reduction reduction = L1Reduction::SumOverBatch;
   L1Weighting weighting = L1Weighting::Uniform;
+  Kernels kernels = Kernels::Automatic;
 
   /// The loss of `model` on the batch X (B x D), without gradients.
   template <int D, int F, typename Activation, typename Derived>
@@ -81,38 +91,69 @@ struct L1Objective {
     const LossReport report = forward_pass(model, X, ws);
     const auto& p = model.params();
     detail::size_gradients(model, grads);
-
     const Index batch = X.rows();
     const Scalar inv_batch = Scalar(1) / static_cast<Scalar>(batch);
     const Scalar l1_slope = reduction == L1Reduction::SumOverBatch ? l1_coefficient : l1_coefficient * inv_batch;
 
     // Decoder side: G_X̂ = (2/B) E, in place of E.
     ws.error *= Scalar(2) * inv_batch;
-    grads.W_dec.noalias() = ws.codes.transpose() * ws.error;
     grads.b_dec.noalias() = ws.error.colwise().sum().transpose();
-
-    // Through the ReLU: G_P = (G_X̂ W_decᵀ + λ' [n_f]) where the code is positive, else 0.
-    ws.code_gradient.resize(batch, model.dict_size());
-    ws.code_gradient.noalias() = ws.error * p.W_dec.transpose();
-    if (weighting == L1Weighting::DecoderNorm) {
-      ws.code_gradient.rowwise() += l1_slope * ws.decoder_norms.transpose();
-      // The penalty's own pull on each decoder row: λ' (Σ_b f_bf) W_dec,f / n_f.
+    if (ws.sparse_step) {
+      sparse_gradient(model, X, l1_slope, grads, ws);
+    } else {
+      dense_gradient(model, X, l1_slope, grads, ws);
+    }
+    // The penalty's own pull on each decoder row: λ' (Σ_b f_bf) W_dec,f / n_f.
+    if (weighting == L1Weighting::DecoderNorm)
       for (Index f = 0; f < model.dict_size(); ++f) {
         const Scalar norm = ws.decoder_norms(f);
         if (norm > Scalar(0)) grads.W_dec.row(f) += (l1_slope * ws.code_sums(f) / norm) * p.W_dec.row(f);
       }
-    } else {
-      ws.code_gradient.array() += l1_slope;
-    }
-    ws.code_gradient = (ws.codes.array() > Scalar(0)).select(ws.code_gradient, Scalar(0));
-
-    // Encoder side.
-    detail::dense_encoder_gradient(model, X, ws.code_gradient, grads, ws);
+    detail::add_input_centering_gradient(model, ws.latent_sums, grads);
     grads.b_enc = ws.latent_sums;
     return report;
   }
 
  private:
+  // The l1_slope λ' added to the gradient wrt a code of latent f.
+  Scalar code_slope(Scalar l1_slope, const LossWorkspace<Scalar>& ws, Index f) const {
+    return weighting == L1Weighting::DecoderNorm ? l1_slope * ws.decoder_norms(f) : l1_slope;
+  }
+
+  // G_P = (G_X̂ W_decᵀ + λ'[n_f]) ⊙ 1[f > 0] with GEMMs over the whole batch.
+  template <typename Model, typename Derived, typename Grads>
+  void dense_gradient(const Model& model, const Eigen::MatrixBase<Derived>& X, Scalar l1_slope, Grads& grads,
+                      LossWorkspace<Scalar>& ws) const {
+    const auto& p = model.params();
+    grads.W_dec.noalias() = ws.codes.transpose() * ws.error;
+    ws.code_gradient.resize(X.rows(), model.dict_size());
+    ws.code_gradient.noalias() = ws.error * p.W_dec.transpose();
+    // Penalty slope and ReLU mask in one pass.
+    SAE_OMP(parallel for schedule(static) if (detail::worth_parallel(ws.code_gradient.size())))
+    for (Index b = 0; b < X.rows(); ++b) {
+      if (weighting == L1Weighting::DecoderNorm)
+        ws.code_gradient.row(b) = (ws.codes.row(b).array() > Scalar(0))
+                                      .select(ws.code_gradient.row(b) + l1_slope * ws.decoder_norms.transpose(), Scalar(0));
+      else
+        ws.code_gradient.row(b) =
+            (ws.codes.row(b).array() > Scalar(0)).select(ws.code_gradient.row(b).array() + l1_slope, Scalar(0));
+    }
+    grads.W_enc.noalias() = X.derived().transpose() * ws.code_gradient;
+    ws.latent_sums.noalias() = ws.code_gradient.colwise().sum().transpose();
+  }
+
+  // The same at the active entries of ws.active only.
+  template <typename Model, typename Derived, typename Grads>
+  void sparse_gradient(const Model& model, const Eigen::MatrixBase<Derived>& X, Scalar l1_slope, Grads& grads,
+                       LossWorkspace<Scalar>& ws) const {
+    const auto& p = model.params();
+    ws.latent_sums.resize(model.dict_size());
+    detail::sparse_decoder_backward(ws.active, ws.error, p.W_dec, grads.W_dec, ws.active_gradient, /*accumulate=*/false);
+    for (std::size_t j = 0; j < ws.active_gradient.size(); ++j)
+      ws.active_gradient[j] += code_slope(l1_slope, ws, ws.active.latent[j]);
+    detail::sparse_encoder_gradient(ws.active, ws.active_gradient, X, grads.W_enc, ws.latent_sums, false);
+  }
+
   // Codes into ws.codes, x̂ − x into ws.error, and the loss parts.
   template <int D, int F, typename Activation, typename Derived>
   LossReport forward_pass(const SparseAutoEncoder<Scalar, D, F, Activation>& model,
@@ -125,11 +166,19 @@ struct L1Objective {
     const auto& p = model.params();
     const Index batch = X.rows();
     model.encoder_product(X, ws.codes);
-    ws.codes.rowwise() += p.b_enc.transpose();
-    relu_in_place(ws.codes);
+    model.activation().encode_in_place(p, ws.codes);
 
-    ws.error.resize(batch, model.input_dim());
-    ws.error.noalias() = ws.codes * p.W_dec;
+    const Index nonzeros = ws.active.count_from_dense(ws.codes);
+    ws.sparse_step = detail::use_sparse_kernels(kernels, ws.active.density());
+    if (ws.sparse_step) {
+      ws.active.fill_from_dense(ws.codes);
+      ws.active.index_by_latent();
+      detail::sparse_decode(ws.active, p.W_dec, ws.error);
+    } else {
+      ws.active.reset(batch, model.dict_size());  // not filled: the dense path reads ws.codes
+      ws.error.resize(batch, model.input_dim());
+      ws.error.noalias() = ws.codes * p.W_dec;
+    }
     ws.error.rowwise() += p.b_dec.transpose();
     ws.error -= X.derived();
 
@@ -141,13 +190,18 @@ struct L1Objective {
       ws.decoder_norms.resize(model.dict_size());
       ws.decoder_norms.noalias() = p.W_dec.rowwise().norm();
       ws.code_sums.resize(model.dict_size());
-      ws.code_sums.noalias() = ws.codes.colwise().sum().transpose();
+      if (ws.sparse_step) {
+        ws.code_sums.setZero();
+        for (std::size_t j = 0; j < ws.active.value.size(); ++j) ws.code_sums(ws.active.latent[j]) += ws.active.value[j];
+      } else {
+        ws.code_sums.noalias() = ws.codes.colwise().sum().transpose();
+      }
       l1_sum = static_cast<double>(ws.code_sums.dot(ws.decoder_norms));
     } else {
       l1_sum = static_cast<double>(ws.codes.sum());
     }
     r.l1 = reduction == L1Reduction::SumOverBatch ? l1_sum : l1_sum / b;
-    r.l0 = static_cast<double>((ws.codes.array() > Scalar(0)).count()) / b;
+    r.l0 = static_cast<double>(nonzeros) / b;
     r.loss = r.l2 + static_cast<double>(l1_coefficient) * r.l1;
     return r;
   }

@@ -25,11 +25,12 @@
 //     ∇W_enc   = Aᵀ G_P            ∇b_enc = Σ_b G_P
 //
 // The top-k mask is piecewise constant, so these are the exact gradients
-// wherever no two pre-activations tie at the cut. With sparse_kernels (the
-// default) every term touches only the kept (token, latent) pairs: decoding
-// is a gather of k decoder rows per token and the only dense work is the
-// encoder product A W_enc; with sparse_kernels = false the same quantities
-// come from dense GEMMs (the reference the tests compare against).
+// wherever no two pre-activations tie at the cut. With the sparse kernels
+// (what Kernels::Automatic picks unless k is a large part of F) every term
+// touches only the kept (token, latent) pairs: decoding is a gather of k
+// decoder rows per token and the only dense work is the encoder product
+// A W_enc; with Kernels::Dense the same quantities come from dense GEMMs (the
+// reference the tests compare against).
 #pragma once
 
 #include <algorithm>
@@ -43,6 +44,7 @@
 #include "../config.hpp"
 #include "../core/sparse_autoencoder.hpp"
 #include "../core/topk.hpp"
+#include "../detail/parallel.hpp"
 #include "../detail/sparse_codes.hpp"
 #include "loss_report.hpp"
 #include "objective.hpp"
@@ -58,7 +60,7 @@ struct TopKObjective {
   /// Latents counted as dead (the trainer fills it from tokens since each
   /// last fired); AuxK only acts when there are some.
   std::vector<Index> dead_latents;
-  bool sparse_kernels = true;
+  Kernels kernels = Kernels::Automatic;
 
   template <int D, int F, typename Activation, typename Derived>
   LossReport evaluate(const SparseAutoEncoder<Scalar, D, F, Activation>& model, const Eigen::MatrixBase<Derived>& X,
@@ -83,17 +85,14 @@ struct TopKObjective {
     grads.b_dec.noalias() = ws.error.colwise().sum().transpose();
     grads.b_enc.setZero();
 
-    if (sparse_kernels) {
-      grads.W_dec.setZero();
-      detail::sparse_decoder_gradient(ws.active, ws.error, grads.W_dec);
-      detail::sparse_code_gradient(ws.active, ws.error, p.W_dec, ws.active_gradient);
-      grads.W_enc.setZero();
-      ws.latent_sums.setZero(model.dict_size());
-      detail::sparse_encoder_gradient(ws.active, ws.active_gradient, X, grads.W_enc, ws.latent_sums);
+    if (ws.sparse_step) {
+      ws.latent_sums.resize(model.dict_size());
+      detail::sparse_decoder_backward(ws.active, ws.error, p.W_dec, grads.W_dec, ws.active_gradient, /*accumulate=*/false);
+      detail::sparse_encoder_gradient(ws.active, ws.active_gradient, X, grads.W_enc, ws.latent_sums, false);
       if (with_aux) {
-        detail::sparse_decoder_gradient(ws.auxiliary, ws.auxiliary_error, grads.W_dec);
-        detail::sparse_code_gradient(ws.auxiliary, ws.auxiliary_error, p.W_dec, ws.auxiliary_gradient);
-        detail::sparse_encoder_gradient(ws.auxiliary, ws.auxiliary_gradient, X, grads.W_enc, ws.latent_sums);
+        detail::sparse_decoder_backward(ws.auxiliary, ws.auxiliary_error, p.W_dec, grads.W_dec, ws.auxiliary_gradient,
+                                        /*accumulate=*/true);
+        detail::sparse_encoder_gradient(ws.auxiliary, ws.auxiliary_gradient, X, grads.W_enc, ws.latent_sums, true);
       }
       detail::add_input_centering_gradient(model, ws.latent_sums, grads);
     } else {
@@ -150,13 +149,18 @@ struct TopKObjective {
     else
       select_over_batch(ws.codes, model.activation().k * batch, ws);
     select_auxiliary(model, ws);
+    ws.active.index_by_latent();
+    ws.auxiliary.index_by_latent();
 
     // Dense codes (for metrics and dead-latent bookkeeping), then x̂ − x.
-    ws.codes.setZero();
-    for (Index b = 0; b < batch; ++b)
+    SAE_OMP(parallel for schedule(static) if (detail::worth_parallel(ws.codes.size())))
+    for (Index b = 0; b < batch; ++b) {
+      ws.codes.row(b).setZero();
       for (Index j = ws.active.row_start[b]; j < ws.active.row_start[b + 1]; ++j)
         ws.codes(b, ws.active.latent[j]) = ws.active.value[j];
-    if (sparse_kernels) {
+    }
+    ws.sparse_step = detail::use_sparse_kernels(kernels, ws.active.density());
+    if (ws.sparse_step) {
       detail::sparse_decode(ws.active, p.W_dec, ws.error);
     } else {
       ws.error.resize(batch, model.input_dim());
@@ -184,15 +188,43 @@ struct TopKObjective {
     return r;
   }
 
-  // The k largest of each row of P, kept where positive.
+  // The k largest of each row of P, kept where positive. Rows are selected
+  // in parallel into k slots each, then packed.
   static void select_per_token(const Batch<Scalar>& P, Index k, LossWorkspace<Scalar>& ws) {
-    ws.active.reset(P.rows(), P.cols());
-    for (Index b = 0; b < P.rows(); ++b) {
-      detail::select_top_k(P.row(b).data(), P.cols(), k, ws.selection_scratch, ws.selected);
-      for (Index f : ws.selected)
-        if (P(b, f) > Scalar(0)) ws.active.push(f, P(b, f));
-      ws.active.end_row();
+    SparseCodes<Scalar>& active = ws.active;
+    const Index rows = P.rows();
+    k = std::min(k, P.cols());
+    active.rows = rows;
+    active.cols = P.cols();
+    active.row_start.resize(static_cast<std::size_t>(rows) + 1);
+    active.latent.resize(static_cast<std::size_t>(rows * k));
+    active.value.resize(static_cast<std::size_t>(rows * k));
+    SAE_OMP(parallel for schedule(static) if (detail::worth_parallel(P.size())))
+    for (Index b = 0; b < rows; ++b) {
+      thread_local std::vector<Index> chosen;
+      detail::select_top_k(P.row(b).data(), P.cols(), k, chosen);
+      Index kept = 0;
+      for (Index f : chosen)
+        if (P(b, f) > Scalar(0)) {
+          active.latent[static_cast<std::size_t>(b * k + kept)] = f;
+          active.value[static_cast<std::size_t>(b * k + kept)] = P(b, f);
+          ++kept;
+        }
+      active.row_start[static_cast<std::size_t>(b) + 1] = kept;
     }
+    // Pack: row b's entries move from b·k down to the running total.
+    active.row_start[0] = 0;
+    for (Index b = 0; b < rows; ++b) {
+      const Index from = b * k, to = active.row_start[static_cast<std::size_t>(b)];
+      const Index count = active.row_start[static_cast<std::size_t>(b) + 1];
+      for (Index j = 0; j < count && from != to; ++j) {
+        active.latent[static_cast<std::size_t>(to + j)] = active.latent[static_cast<std::size_t>(from + j)];
+        active.value[static_cast<std::size_t>(to + j)] = active.value[static_cast<std::size_t>(from + j)];
+      }
+      active.row_start[static_cast<std::size_t>(b) + 1] = to + count;
+    }
+    active.latent.resize(static_cast<std::size_t>(active.row_start.back()));
+    active.value.resize(static_cast<std::size_t>(active.row_start.back()));
   }
 
   // The `kept` largest positive entries of the whole batch (BatchTopK).
@@ -245,7 +277,7 @@ struct TopKObjective {
     dead_values.resize(static_cast<std::size_t>(dead));
     for (Index b = 0; b < P.rows(); ++b) {
       for (Index j = 0; j < dead; ++j) dead_values[static_cast<std::size_t>(j)] = P(b, dead_latents[j]);
-      detail::select_top_k(dead_values.data(), dead, k, ws.selection_scratch, ws.selected);
+      detail::select_top_k(dead_values.data(), dead, k, ws.selected);
       for (Index j : ws.selected) {
         const Scalar v = dead_values[static_cast<std::size_t>(j)];
         if (v > Scalar(0)) ws.auxiliary.push(dead_latents[j], v);

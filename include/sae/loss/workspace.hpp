@@ -10,7 +10,9 @@ namespace sae {
 
 /// The intermediate matrices of one loss-and-gradient evaluation. Keep one
 /// alive across training steps: after the first batch of a given size,
-/// evaluations allocate nothing outside Eigen's GEMM. Objectives use the
+/// evaluations allocate nothing outside Eigen's GEMM (the sparse kernels'
+/// entry lists keep their capacity and grow only for a batch with more active
+/// codes than any before it). Objectives use the
 /// buffers their architecture needs and leave the others alone.
 /// Not thread-safe: one workspace per concurrent evaluation.
 template <typename Scalar>
@@ -26,7 +28,7 @@ struct LossWorkspace {
   LatentVector latent_sums;      ///< F: Σ_b of the gradient wrt the encoder product
   LatentVector magnitude_scale;  ///< F: exp(r_mag) (Gated)
 
-  // Sparse training (TopK, BatchTopK): the active codes, the auxiliary (AuxK)
+  // Sparse kernels (ReLU, TopK, BatchTopK): the active codes, the auxiliary (AuxK)
   // codes, the gradient at their entries, and the auxiliary reconstruction.
   SparseCodes<Scalar> active;
   SparseCodes<Scalar> auxiliary;
@@ -35,6 +37,9 @@ struct LossWorkspace {
   Batch<Scalar> auxiliary_error;  ///< B x D: ê − (x − x̂), then its gradient
   std::vector<Scalar> selection_scratch;
   std::vector<Index> selected;
+  /// Whether the last forward pass took the sparse kernels (the backward
+  /// pass takes the same path).
+  bool sparse_step = false;
   /// BatchTopK: the smallest code kept in the last batch (its threshold's target).
   double smallest_kept_code = 0;
 };

@@ -13,12 +13,14 @@
 // parameter element, in the parameters' own storage order.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "../core/parameters.hpp"
+#include "../detail/parallel.hpp"
 
 namespace sae {
 
@@ -51,14 +53,24 @@ class Adam {
 
     std::size_t i = 0;
     for_each_pair(params, grads, "sae::Adam::step", [&](const char*, auto& theta_tensor, const auto& g_tensor) {
-      Eigen::Map<Moments> theta(theta_tensor.data(), theta_tensor.size());
-      Eigen::Map<const Moments> g(g_tensor.data(), g_tensor.size());
-      Moments& m = first_moments_[i];
-      Moments& v = second_moments_[i];
+      Scalar* theta = theta_tensor.data();
+      const Scalar* g = g_tensor.data();
+      Scalar* m = first_moments_[i].data();
+      Scalar* v = second_moments_[i].data();
       ++i;
-      m = b1 * m + (Scalar(1) - b1) * g;
-      v = b2 * v + (Scalar(1) - b2) * g.square();
-      theta -= step_size * m / (v.sqrt() / sqrt_bias_correction2 + eps);
+      // One pass over memory: the three updates run chunk by chunk while the
+      // chunk is in cache, a chunk per thread (element-wise, so the result is
+      // the same for any chunking or thread count).
+      const Index n = theta_tensor.size();
+      SAE_OMP(parallel for schedule(static) if (detail::worth_parallel(n)))
+      for (Index start = 0; start < n; start += update_chunk) {
+        const Index len = std::min<Index>(update_chunk, n - start);
+        Eigen::Map<Moments> theta_c(theta + start, len), m_c(m + start, len), v_c(v + start, len);
+        Eigen::Map<const Moments> g_c(g + start, len);
+        m_c = b1 * m_c + (Scalar(1) - b1) * g_c;
+        v_c = b2 * v_c + (Scalar(1) - b2) * g_c.square();
+        theta_c -= step_size * m_c / (v_c.sqrt() / sqrt_bias_correction2 + eps);
+      }
     });
   }
 
@@ -96,6 +108,9 @@ class Adam {
   const std::vector<Moments>& second_moments() const { return second_moments_; }
 
  private:
+  // Elements per chunk of the fused update: 4 arrays of it fit in L1/L2.
+  static constexpr Index update_chunk = 2048;
+
   void check_hyperparameters() const {
     auto fail = [](const std::string& what) { throw std::invalid_argument("sae::Adam: " + what); };
     if (!(learning_rate_ >= Scalar(0)) || !std::isfinite(learning_rate_))

@@ -1,0 +1,190 @@
+// tests/test_sparse_kernels.cpp: the sparse path of a training step (codes as
+// their nonzero entries) against the dense GEMM path, for the ReLU
+// architecture's L1 objective; the automatic choice between them; and, under
+// OpenMP, results that do not depend on the thread count.
+#include <algorithm>
+#include <vector>
+
+#include <catch2/catch.hpp>
+#include <sae/sae.hpp>
+
+#include "support.hpp"
+
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
+using sae::Dynamic;
+using sae::Index;
+using ReLUModel = sae::SparseAutoEncoder<double>;
+using TopKModel = sae::SparseAutoEncoder<double, Dynamic, Dynamic, sae::TopK>;
+
+namespace {
+
+// A ReLU model whose codes on standard-normal inputs are about `density`
+// nonzero: b_enc_f = ‖W_enc,f‖ Φ⁻¹(density), estimated here by a quantile of
+// the pre-activations of a calibration batch.
+ReLUModel model_with_density(Index D, Index F, double density, std::uint64_t seed) {
+  ReLUModel m(D, F, sae::ReLU{}, sae::Init::LinearDefault, seed);
+  const sae::Batch<double> calibration = sae_test::normal_batch(256, D, seed + 1);
+  sae::Batch<double> P = calibration * m.params().W_enc;
+  for (Index f = 0; f < F; ++f) {
+    std::vector<double> column(P.rows());
+    for (Index b = 0; b < P.rows(); ++b) column[b] = P(b, f);
+    const auto q = column.begin() + static_cast<std::ptrdiff_t>((1.0 - density) * (column.size() - 1));
+    std::nth_element(column.begin(), q, column.end());
+    m.params().b_enc(f) = -*q;
+  }
+  return m;
+}
+
+void check_same_gradients(const sae::Parameters<double, Dynamic, Dynamic>& a,
+                          const sae::Parameters<double, Dynamic, Dynamic>& b, double tolerance) {
+  CHECK(sae_test::relative_error(a.W_enc, b.W_enc) < tolerance);
+  CHECK(sae_test::relative_error(a.b_enc, b.b_enc) < tolerance);
+  CHECK(sae_test::relative_error(a.W_dec, b.W_dec) < tolerance);
+  CHECK(sae_test::relative_error(a.b_dec, b.b_dec) < tolerance);
+}
+
+}  // namespace
+
+TEST_CASE("ReLU sparse kernels give the dense path's loss and gradients", "[sparse-kernels][gradcheck]") {
+  const auto weighting = GENERATE(sae::L1Weighting::Uniform, sae::L1Weighting::DecoderNorm);
+  const auto reduction = GENERATE(sae::L1Reduction::SumOverBatch, sae::L1Reduction::MeanOverBatch);
+  const bool centred = GENERATE(false, true);
+  const double density = GENERATE(0.05, 0.5);
+  ReLUModel m = model_with_density(12, 80, density, 31);
+  m.apply_b_dec_to_input() = centred;
+  const auto X = sae_test::normal_batch(40, 12, 32);
+
+  sae::L1Objective<double> sparse{0.02, reduction, weighting};
+  sparse.kernels = sae::Kernels::Sparse;
+  sae::L1Objective<double> dense = sparse;
+  dense.kernels = sae::Kernels::Dense;
+  auto g_sparse = sae::zeros_like(m.params());
+  auto g_dense = sae::zeros_like(m.params());
+  sae::LossWorkspace<double> ws_sparse, ws_dense;
+  const auto rs = sae::loss_and_gradient(m, X, sparse, g_sparse, ws_sparse);
+  const auto rd = sae::loss_and_gradient(m, X, dense, g_dense, ws_dense);
+  CHECK(ws_sparse.sparse_step);
+  CHECK_FALSE(ws_dense.sparse_step);
+  CHECK(rs.l0 == rd.l0);
+  CHECK(rs.l0 > 0);
+  CHECK(rs.l0 == Approx(density * 80).epsilon(0.5));
+  CHECK(rs.loss == Approx(rd.loss).epsilon(1e-12));
+  CHECK(rs.l1 == Approx(rd.l1).epsilon(1e-12));
+  CHECK(rs.l2 == Approx(rd.l2).epsilon(1e-12));
+  check_same_gradients(g_sparse, g_dense, 1e-12);
+  // The codes the trainer reads are the same dense codes either way.
+  CHECK(ws_sparse.codes == ws_dense.codes);
+}
+
+TEST_CASE("The ReLU sparse path's gradient matches finite differences", "[sparse-kernels][gradcheck]") {
+  const bool centred = GENERATE(false, true);
+  ReLUModel m = model_with_density(6, 30, 0.1, 41);
+  m.apply_b_dec_to_input() = centred;
+  // Seeds chosen so that no pre-activation lies within h of the ReLU's kink.
+  const auto X = sae_test::normal_batch(20, 6, 44);
+  sae::L1Objective<double> objective{0.05, sae::L1Reduction::MeanOverBatch, sae::L1Weighting::DecoderNorm};
+  objective.kernels = sae::Kernels::Sparse;
+  auto grads = sae::zeros_like(m.params());
+  sae::loss_and_gradient(m, X, objective, grads);
+  const auto loss = [&] { return sae::loss(m, X, objective).loss; };
+  const double h = 1e-6;
+  auto& p = m.params();
+  CHECK(sae_test::relative_error(grads.W_enc, sae_test::central_differences(p.W_enc, loss, h)) < 1e-6);
+  CHECK(sae_test::relative_error(grads.b_enc, sae_test::central_differences(p.b_enc, loss, h)) < 1e-6);
+  CHECK(sae_test::relative_error(grads.W_dec, sae_test::central_differences(p.W_dec, loss, h)) < 1e-6);
+  CHECK(sae_test::relative_error(grads.b_dec, sae_test::central_differences(p.b_dec, loss, h)) < 1e-6);
+}
+
+TEST_CASE("Kernels::Automatic takes the sparse path only for sparse codes", "[sparse-kernels]") {
+  const auto X = sae_test::normal_batch(64, 16, 51);
+  sae::L1Objective<double> objective{1e-3};
+  sae::LossWorkspace<double> ws;
+  auto grads = sae::zeros_like(ReLUModel(16, 200).params());
+
+  const ReLUModel sparse_model = model_with_density(16, 200, 0.02, 52);
+  const auto r_sparse = sae::loss_and_gradient(sparse_model, X, objective, grads, ws);
+  CHECK(r_sparse.l0 / 200 <= sae::automatic_sparse_density);
+  CHECK(ws.sparse_step);
+
+  const ReLUModel dense_model = model_with_density(16, 200, 0.5, 53);
+  const auto r_dense = sae::loss_and_gradient(dense_model, X, objective, grads, ws);
+  CHECK(r_dense.l0 / 200 > sae::automatic_sparse_density);
+  CHECK_FALSE(ws.sparse_step);
+}
+
+TEST_CASE("SparseCodes: counting, filling and the by-latent index agree with the dense codes",
+          "[sparse-kernels]") {
+  sae::Batch<double> codes = sae_test::normal_batch(9, 13, 61).cwiseMax(0.0);
+  codes.row(4).setZero();  // an empty row
+  sae::SparseCodes<double> s;
+  CHECK(s.count_from_dense(codes) == (codes.array() > 0).count());
+  s.fill_from_dense(codes);
+  s.index_by_latent();
+  sae::Batch<double> rebuilt = sae::Batch<double>::Zero(9, 13);
+  for (Index b = 0; b < 9; ++b)
+    for (Index j = s.row_start[b]; j < s.row_start[b + 1]; ++j) rebuilt(b, s.latent[j]) = s.value[j];
+  CHECK(rebuilt == codes);
+  sae::Batch<double> by_latent = sae::Batch<double>::Zero(9, 13);
+  for (Index f = 0; f < 13; ++f)
+    for (Index p = s.latent_start[f]; p < s.latent_start[f + 1]; ++p) {
+      if (p > s.latent_start[f]) CHECK(s.by_latent_row[p] > s.by_latent_row[p - 1]);  // row order
+      CHECK(s.latent[s.by_latent_entry[p]] == f);
+      by_latent(s.by_latent_row[p], f) = s.value[s.by_latent_entry[p]];
+    }
+  CHECK(by_latent == codes);
+  CHECK(s.density() == Approx(static_cast<double>(s.nonzeros()) / (9 * 13)));
+}
+
+TEST_CASE("select_top_k is exact when every entry enters the heap, or none does", "[sparse-kernels][topk]") {
+  std::vector<double> ascending(300), descending(300), equal(300, 1.5);
+  for (int i = 0; i < 300; ++i) ascending[i] = i, descending[i] = 300 - i;
+  std::vector<Index> chosen;
+  sae::detail::select_top_k(ascending.data(), 300, 7, chosen);
+  CHECK(chosen == std::vector<Index>{293, 294, 295, 296, 297, 298, 299});
+  sae::detail::select_top_k(descending.data(), 300, 3, chosen);
+  CHECK(chosen == std::vector<Index>{0, 1, 2});
+  sae::detail::select_top_k(equal.data(), 300, 4, chosen);
+  CHECK(chosen == std::vector<Index>{0, 1, 2, 3});  // ties go to the lowest positions
+  sae::detail::select_top_k(ascending.data(), 300, 299, chosen);
+  CHECK(chosen.size() == 299);
+  CHECK(chosen.front() == 1);
+}
+
+#if defined(_OPENMP)
+TEST_CASE("A training step gives the same numbers on 1 and 2 threads", "[sparse-kernels][openmp]") {
+  const auto X = sae_test::normal_batch(256, 32, 71);
+  const auto step = [&](int threads, auto model, const auto& objective) {
+    const int saved = omp_get_max_threads();
+    omp_set_num_threads(threads);
+    auto grads = sae::zeros_like(model.params());
+    sae::LossWorkspace<double> ws;
+    const auto report = sae::loss_and_gradient(model, X, objective, grads, ws);
+    sae::Adam<double> adam(1e-3);
+    adam.step(model.params(), grads);
+    omp_set_num_threads(saved);
+    return std::make_pair(report.loss, model.params());
+  };
+  sae::L1Objective<double> relu_sparse{1e-3};
+  relu_sparse.kernels = sae::Kernels::Sparse;
+  const ReLUModel relu = model_with_density(32, 2048, 0.02, 72);
+  const auto a = step(1, relu, relu_sparse), b = step(2, relu, relu_sparse);
+  CHECK(a.first == b.first);
+  CHECK(a.second.W_enc == b.second.W_enc);
+  CHECK(a.second.W_dec == b.second.W_dec);
+  CHECK(a.second.b_enc == b.second.b_enc);
+  CHECK(a.second.b_dec == b.second.b_dec);
+
+  const TopKModel topk(32, 2048, sae::TopK{8}, sae::Init::Tied, 73);
+  sae::TopKObjective<double> topk_objective;
+  topk_objective.dead_latents = {3, 5, 700, 1500};
+  const auto c = step(1, topk, topk_objective), d = step(2, topk, topk_objective);
+  CHECK(c.first == d.first);
+  CHECK(c.second.W_enc == d.second.W_enc);
+  CHECK(c.second.W_dec == d.second.W_dec);
+  CHECK(c.second.b_enc == d.second.b_enc);
+  CHECK(c.second.b_dec == d.second.b_dec);
+}
+#endif
