@@ -1,0 +1,425 @@
+#!/usr/bin/env python3
+"""Training and encoding steps of sae (benchmarks/sae_bench) against PyTorch.
+
+    benchmarks/compare_pytorch.py --sae-bench build-bench/benchmarks/sae_bench
+        [--threads 2] [--rounds 3] [--configs all|main|scaling|NAME,...] [--quick] [--json out.json]
+        [--sae-only]
+
+For each configuration the two sides run alternately, --rounds times: sae_bench
+as a subprocess (its last stdout line is a JSON object), then the same step in
+PyTorch in this process, at the same sizes, with the same initialisation
+distributions, warm-up and step counts. Each side's figure is the median over
+rounds of its median ms/step; ratio = sae tokens/s / PyTorch tokens/s.
+
+The PyTorch steps:
+  relu    the seed: f = relu(x W_enc + b_enc), x^ = f W_dec + b_dec,
+          loss = ((x^ - x)^2).sum(-1).mean() + l1 * f.sum(), backward, Adam.
+  topk    as dictionary_learning's AutoEncoderTopK: relu((x - b_dec) W_enc + b_enc),
+          topk(k, sorted=False), scatter into zeros, dense decoder, loss =
+          ((x^ - x)^2).sum(-1).mean(), backward, Adam (AuxK is 0 without dead latents).
+  encode  inference: relu(x W_enc + b_enc) under no_grad, into a reused buffer.
+The biases are added by addmm (what nn.Linear does); gradients are reset with
+zero_grad(set_to_none=True) (no memset and no accumulation pass; measured no slower
+than set_to_none=False here); Adam is torch.optim.Adam(foreach=False), 1.13's CPU
+default. Each training step gets a fresh batch of standard normals, drawn outside
+the timing, on both sides.
+
+Needs Debian's python3-torch (call it as /usr/bin/python3), except with --sae-only. Exit status: 0 when
+every step ran (whether or not the targets were met: the table says), 1 on an
+error, 77 with --skip-without-torch when torch cannot be imported.
+"""
+
+import argparse
+import json
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+# ---------------------------------------------------------------------------
+# Configurations
+
+# The library's targets against PyTorch: sae tokens/s >= target x torch tokens/s.
+# The scaling configurations (relu_sparse and topk32 at 2x and 4x the batch or the
+# dictionary) are judged on linearity instead: time per step at factor s, divided
+# by s x the time at the base size, at most 1 + LINEARITY_TOLERANCE.
+LINEARITY_TOLERANCE = 0.10
+
+# A sparse ReLU model (b_enc set for L0 = 64) trained at the seed's lr 1e-3 loses
+# most of its active codes within ten steps (the L1 term pushes them below zero);
+# at lr 1e-5 it stays at L0 ~ 64, like a trained SAE, and the step does the same work.
+SPARSE_LR = 1e-5
+
+
+def config(name, arch, mode="train", d=768, f=8192, batch=1024, k=None, target_l0=None, lr=1e-3, l1=1e-3,
+           steps=10, warmup=3, target=None, base=None, scale=None, group="main"):
+    return dict(name=name, arch=arch, mode=mode, d=d, f=f, batch=batch, k=k, target_l0=target_l0, lr=lr, l1=l1,
+                steps=steps, warmup=warmup, target=target, base=base, scale=scale, group=group)
+
+
+def realistic_configs():
+    main = [
+        config("relu_fresh", "relu", target=1.25),
+        config("relu_sparse", "relu", target_l0=64, lr=SPARSE_LR, target=4.0),
+        config("topk32", "topk", k=32, target=5.0),
+        config("encode", "relu", mode="encode", batch=4096, f=16384, steps=5, warmup=2, target=1.15),
+    ]
+    return main + scaling_configs(main, batches=(2048, 4096), dicts=(16384, 32768), steps=5, warmup=2)
+
+
+def quick_configs():
+    """Tiny sizes for a smoke test (targets are not judged)."""
+    main = [
+        config("relu_fresh", "relu", d=32, f=128, batch=64, steps=2, warmup=1),
+        config("relu_sparse", "relu", d=32, f=128, batch=64, target_l0=8, lr=SPARSE_LR, steps=2, warmup=1),
+        config("topk32", "topk", d=32, f=128, batch=64, k=8, steps=2, warmup=1),
+        config("encode", "relu", mode="encode", d=32, f=256, batch=128, steps=2, warmup=1),
+    ]
+    return main + scaling_configs(main, batches=(128, 256), dicts=(256, 512), steps=2, warmup=1)
+
+
+def scaling_configs(main, batches, dicts, steps, warmup):
+    """relu_sparse and topk32 at 2x and 4x the batch and the dictionary."""
+    out = []
+    for base in (c for c in main if c["name"] in ("relu_sparse", "topk32")):
+        for dim, values in (("batch", batches), ("f", dicts)):
+            for value in values:
+                c = dict(base, steps=steps, warmup=warmup, target=None, base=base["name"], group="scaling")
+                c[dim] = value
+                c["scale"] = (dim, value / base[dim])
+                c["name"] = "%s_%s%d" % (base["name"], "b" if dim == "batch" else "f", value)
+                out.append(c)
+    return out
+
+
+def describe(c):
+    s = "%s %s D=%d F=%d B=%d" % (c["arch"], c["mode"], c["d"], c["f"], c["batch"])
+    if c["k"]:
+        s += " k=%d" % c["k"]
+    if c["target_l0"]:
+        s += " L0=%g" % c["target_l0"]
+    return s
+
+
+# ---------------------------------------------------------------------------
+# The sae side: sae_bench in a subprocess
+
+
+def run_sae(sae_bench, c, threads, seed):
+    args = [sae_bench, "--arch", c["arch"], "--mode", c["mode"], "--d", str(c["d"]), "--f", str(c["f"]),
+            "--batch", str(c["batch"]), "--steps", str(c["steps"]), "--warmup", str(c["warmup"]),
+            "--lr", repr(c["lr"]), "--l1", repr(c["l1"]), "--threads", str(threads), "--seed", str(seed)]
+    if c["k"]:
+        args += ["--k", str(c["k"])]
+    if c["target_l0"]:
+        args += ["--target-l0", repr(c["target_l0"])]
+    done = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if done.returncode != 0:
+        raise RuntimeError("sae_bench failed (exit %d): %s\n%s" % (done.returncode, " ".join(args), done.stderr))
+    lines = done.stdout.strip().splitlines()
+    if not lines:
+        raise RuntimeError("sae_bench printed nothing: " + " ".join(args))
+    return json.loads(lines[-1])
+
+
+# ---------------------------------------------------------------------------
+# The PyTorch side, in this process
+
+
+def normal_quantile(p):
+    return statistics.NormalDist().inv_cdf(p)
+
+
+class TorchModel:
+    """W_enc [D, F], b_enc [F], W_dec [F, D], b_dec [D], initialised as sae's model is."""
+
+    def __init__(self, torch, c, generator):
+        d, f = c["d"], c["f"]
+        if c["arch"] == "relu":
+            # nn.Linear's default (sae::Init::LinearDefault): U(+-1/sqrt(fan_in)).
+            def uniform(shape, fan_in):
+                bound = 1.0 / math.sqrt(fan_in)
+                return torch.empty(*shape).uniform_(-bound, bound, generator=generator)
+
+            W_enc, b_enc = uniform((d, f), d), uniform((f,), d)
+            W_dec, b_dec = uniform((f, d), f), uniform((d,), f)
+            if c["target_l0"]:
+                # As sae_bench: latent f fires for a fraction L/F of standard-normal inputs.
+                b_enc = W_enc.norm(dim=0) * normal_quantile(c["target_l0"] / f)
+        else:
+            # Tied (sae::Init::Tied): decoder rows in random directions with norm 0.1, W_enc = W_dec^T.
+            W_dec = torch.randn(f, d, generator=generator)
+            W_dec *= 0.1 / W_dec.norm(dim=1, keepdim=True)
+            W_enc = W_dec.t().contiguous()
+            b_enc, b_dec = torch.zeros(f), torch.zeros(d)
+        self.W_enc, self.b_enc, self.W_dec, self.b_dec = (
+            torch.nn.Parameter(t.contiguous()) for t in (W_enc, b_enc, W_dec, b_dec))
+
+    def parameters(self):
+        return [self.W_enc, self.b_enc, self.W_dec, self.b_dec]
+
+
+def run_torch(torch, c, seed):
+    """Warm-up and timed steps of configuration c; ms per timed step and the L0."""
+    generator = torch.Generator().manual_seed(seed)
+    model = TorchModel(torch, c, generator)
+    x = torch.randn(c["batch"], c["d"], generator=generator)
+    l1, k = c["l1"], c["k"]
+
+    if c["mode"] == "encode":
+        codes = torch.empty(c["batch"], c["f"])
+
+        def step():
+            with torch.no_grad():
+                torch.addmm(model.b_enc, x, model.W_enc, out=codes)
+                codes.relu_()
+            return codes
+    else:
+        optimizer = torch.optim.Adam(model.parameters(), lr=c["lr"], foreach=False)
+
+        def step():
+            if c["arch"] == "relu":
+                codes = torch.relu(torch.addmm(model.b_enc, x, model.W_enc))
+                recon = torch.addmm(model.b_dec, codes, model.W_dec)
+                loss = (recon - x).pow(2).sum(-1).mean() + l1 * codes.sum()
+            else:
+                post_relu = torch.relu(torch.addmm(model.b_enc, x - model.b_dec, model.W_enc))
+                top = post_relu.topk(k, sorted=False, dim=-1)
+                codes = torch.zeros_like(post_relu).scatter_(-1, top.indices, top.values)
+                recon = torch.addmm(model.b_dec, codes, model.W_dec)
+                loss = (recon - x).pow(2).sum(-1).mean()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            return codes
+
+    times, l0s = [], []
+    for i in range(c["warmup"] + c["steps"]):
+        if i > 0 and c["mode"] == "train":
+            torch.randn(c["batch"], c["d"], generator=generator, out=x)  # a fresh batch, untimed
+        start = time.perf_counter()
+        codes = step()
+        elapsed = time.perf_counter() - start
+        if i >= c["warmup"]:
+            times.append(elapsed * 1000.0)
+            l0s.append((codes > 0).sum().item() / c["batch"])
+    return dict(median_ms=statistics.median(times), mean_ms=statistics.fmean(times), step_ms=times,
+                l0=statistics.fmean(l0s))
+
+
+# ---------------------------------------------------------------------------
+# Running and reporting
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def measure(args, torch, configs, rounds_for):
+    """Runs every configuration; torch None: the sae side only."""
+    results = []
+    for c in configs:
+        rounds = rounds_for(c)
+        sae_runs, torch_runs = [], []
+        for r in range(rounds):
+            seed = r
+            sae = run_sae(args.sae_bench, c, args.threads, seed)
+            sae_runs.append(sae)
+            line = "  %-20s round %d/%d: sae %9.2f ms/step (L0 %7.1f)" % (
+                c["name"], r + 1, rounds, sae["median_ms"], sae["l0"])
+            if torch is not None:
+                pt = run_torch(torch, c, seed)
+                torch_runs.append(pt)
+                line += "   torch %9.2f ms/step (L0 %7.1f)" % (pt["median_ms"], pt["l0"])
+            print(line, flush=True)
+        sae_ms = statistics.median(s["median_ms"] for s in sae_runs)
+        torch_ms = statistics.median(t["median_ms"] for t in torch_runs) if torch_runs else None
+        results.append(dict(
+            name=c["name"], config=c, sae_ms=sae_ms, torch_ms=torch_ms,
+            sae_tokens_per_second=c["batch"] / (sae_ms / 1000.0),
+            torch_tokens_per_second=c["batch"] / (torch_ms / 1000.0) if torch_ms else None,
+            ratio=torch_ms / sae_ms if torch_ms else None,  # = sae tokens/s / torch tokens/s (same batch)
+            sae_l0=statistics.fmean(s["l0"] for s in sae_runs),
+            torch_l0=statistics.fmean(t["l0"] for t in torch_runs) if torch_runs else None,
+            sae_peak_rss_mib=max(s["peak_rss_mib"] for s in sae_runs),
+            sae_expected_mib=sae_runs[0]["model_state_mib"] + sae_runs[0]["activation_mib"],
+            sae_effective_gflops=statistics.median(s["effective_gflops"] for s in sae_runs),
+            sae_runs=sae_runs, torch_runs=torch_runs))
+    return results
+
+
+def judge(results, quick):
+    """Adds `passed` to the results with a ratio target, and returns the scaling rows."""
+    by_name = {r["name"]: r for r in results}
+    for r in results:
+        target = r["config"]["target"]
+        r["target"] = target
+        r["passed"] = None if (quick or target is None or r["ratio"] is None) else r["ratio"] >= target
+    scaling = []
+    for r in results:
+        c = r["config"]
+        base = by_name.get(c["base"]) if c["base"] else None
+        if base is None:
+            continue
+        dim, factor = c["scale"]
+        # Time per step relative to proportional growth: 1.0 is exactly linear.
+        sae_linearity = r["sae_ms"] / (factor * base["sae_ms"])
+        torch_linearity = r["torch_ms"] / (factor * base["torch_ms"]) if r["torch_ms"] else None
+        scaling.append(dict(
+            name=r["name"], base=base["name"], dimension="B" if dim == "batch" else "F", factor=factor,
+            sae_ms=r["sae_ms"], sae_base_ms=base["sae_ms"], sae_linearity=sae_linearity,
+            torch_ms=r["torch_ms"], torch_base_ms=base["torch_ms"], torch_linearity=torch_linearity,
+            shape=linearity_shape(sae_linearity),
+            # Growing slower than proportionally (work that does not grow with the size) is no failure.
+            passed=None if quick else sae_linearity <= 1.0 + LINEARITY_TOLERANCE))
+    return scaling
+
+
+def linearity_shape(linearity):
+    if linearity > 1.0 + LINEARITY_TOLERANCE:
+        return "super-linear"
+    if linearity < 1.0 - LINEARITY_TOLERANCE:
+        return "sub-linear"
+    return "linear"
+
+
+def verdict(passed):
+    return "n/a" if passed is None else ("pass" if passed else "FAIL")
+
+
+def number(format, value):
+    """`format % value`, or a dash right-aligned to its width when there is no value."""
+    if value is None:
+        width = len(format % 0.0)
+        return "-".rjust(width)
+    return format % value
+
+
+def print_tables(results, scaling):
+    print()
+    print("%-20s %-34s %12s %12s %7s %7s %5s  %8s %8s  %s" % (
+        "config", "sizes", "torch ms", "sae ms", "ratio", "target", "", "torch L0", "sae L0", "sae RSS / expected MiB"))
+    for r in results:
+        c = r["config"]
+        target = "%.2fx" % r["target"] if r["target"] else "-"
+        print("%-20s %-34s %s %12.2f %s %7s %5s  %s %8.1f  %.0f / %.0f" % (
+            r["name"], describe(c), number("%12.2f", r["torch_ms"]), r["sae_ms"], number("%6.2fx", r["ratio"]),
+            target, verdict(r["passed"]), number("%8.1f", r["torch_l0"]), r["sae_l0"], r["sae_peak_rss_mib"],
+            r["sae_expected_mib"]))
+    print("ratio = sae tokens/s / PyTorch tokens/s; expected memory = parameters x 4 (weights, gradients, two "
+          "Adam moments; x 1 for encode) + the batch's activations")
+    if scaling:
+        print()
+        print("Scaling: time per step / (factor x time at the base size); 1.00 is exactly proportional. "
+              "sae passes at <= %.2f (within %.0f%% of proportional, or slower growth)"
+              % (1.0 + LINEARITY_TOLERANCE, LINEARITY_TOLERANCE * 100))
+        print("%-22s %-12s %10s %10s %10s %10s %12s %5s  %s" % (
+            "config", "of", "factor", "torch ms", "torch lin", "sae ms", "sae lin", "", "sae growth"))
+        for s in scaling:
+            print("%-22s %-12s %8s%-2.0f %s %s %10.2f %12.3f %5s  %s" % (
+                s["name"], s["base"], s["dimension"] + " x", s["factor"], number("%10.2f", s["torch_ms"]),
+                number("%10.3f", s["torch_linearity"]), s["sae_ms"], s["sae_linearity"], verdict(s["passed"]),
+                s["shape"]))
+
+
+def select(configs, names):
+    if names == "all":
+        return configs
+    if names in ("main", "scaling"):
+        chosen = [c for c in configs if c["group"] == names]
+    else:
+        wanted = [n.strip() for n in names.split(",") if n.strip()]
+        known = {c["name"] for c in configs}
+        unknown = [n for n in wanted if n not in known]
+        if unknown:
+            raise SystemExit("unknown configuration(s) %s; known: all, main, scaling, %s"
+                             % (", ".join(unknown), ", ".join(sorted(known))))
+        chosen = [c for c in configs if c["name"] in wanted]
+    # A scaling configuration needs its base measured in the same run.
+    bases = {c["base"] for c in chosen if c["base"]} - {c["name"] for c in chosen}
+    return [c for c in configs if c["name"] in bases] + chosen
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--sae-bench", required=True, help="path to the sae_bench executable")
+    p.add_argument("--threads", type=int, default=2, help="threads for both sides (default 2)")
+    p.add_argument("--rounds", type=int, default=3, help="alternating rounds per main configuration (default 3)")
+    p.add_argument("--scaling-rounds", type=int, default=1, help="rounds per scaling configuration (default 1)")
+    p.add_argument("--configs", default="all", help="all, main, scaling, or names separated by commas")
+    p.add_argument("--quick", action="store_true", help="tiny sizes, one round: a smoke test (targets not judged)")
+    p.add_argument("--json", help="write the results here")
+    p.add_argument("--skip-without-torch", action="store_true", help="exit 77 (skipped) if torch cannot be imported")
+    p.add_argument("--sae-only", action="store_true", help="run the sae side alone (no PyTorch needed)")
+    args = p.parse_args(argv)
+    if args.threads < 1 or args.rounds < 1 or args.scaling_rounds < 1:
+        p.error("--threads, --rounds and --scaling-rounds must be at least 1")
+    if not (os.path.isfile(args.sae_bench) and os.access(args.sae_bench, os.X_OK)):
+        p.error("--sae-bench %s is not an executable file" % args.sae_bench)
+    return args
+
+
+def main(argv):
+    args = parse_args(argv)
+    # Before torch is imported: its OpenMP pool and OpenBLAS read these once.
+    os.environ["OMP_NUM_THREADS"] = str(args.threads)
+    os.environ["OPENBLAS_NUM_THREADS"] = str(args.threads)
+    torch = None
+    if not args.sae_only:
+        try:
+            import torch
+        except ImportError as e:
+            print("compare_pytorch.py: cannot import torch (%s); Debian: apt-get install python3-torch; "
+                  "--sae-only runs without it" % e, file=sys.stderr)
+            return 77 if args.skip_without_torch else 1
+        torch.set_num_threads(args.threads)
+
+    configs = select(quick_configs() if args.quick else realistic_configs(), args.configs)
+    rounds_for = (lambda c: 1) if args.quick else (
+        lambda c: args.rounds if c["group"] == "main" else args.scaling_rounds)
+
+    if torch is not None:
+        print("PyTorch %s, %d thread(s) (of %d CPUs: %s); python %s" % (
+            torch.__version__, torch.get_num_threads(), os.cpu_count() or 0, cpu_model(), platform.python_version()))
+    else:
+        print("sae only (no PyTorch), %d thread(s) (of %d CPUs: %s)" % (args.threads, os.cpu_count() or 0, cpu_model()))
+    started = time.perf_counter()
+    try:
+        results = measure(args, torch, configs, rounds_for)
+    except RuntimeError as e:
+        print("compare_pytorch.py: %s" % e, file=sys.stderr)
+        return 1
+    build = results[0]["sae_runs"][0]["build"] if results else {}
+    print("sae_bench: %s, flags '%s', Eigen %s, OpenMP %s, EIGEN_USE_BLAS %s, target %s"
+          % (build.get("compiler"), build.get("cxx_flags"), build.get("eigen_version"),
+             "on" if build.get("openmp") else "off", "on" if build.get("eigen_use_blas") else "off",
+             build.get("target_features")))
+    scaling = judge(results, args.quick)
+    print_tables(results, scaling)
+    print("\n%.0f s in all" % (time.perf_counter() - started))
+
+    if args.json:
+        report = dict(
+            machine=dict(cpu=cpu_model(), cpus=os.cpu_count(), python=platform.python_version()),
+            torch=None if torch is None else dict(
+                version=torch.__version__, threads=torch.get_num_threads(),
+                zero_grad="set_to_none=True", adam="foreach=False"),
+            threads=args.threads, quick=args.quick, sae_build=build, results=results, scaling=scaling)
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=1)
+        print("wrote " + args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,480 @@
+// benchmarks/sae_bench.cpp: end-to-end training (or encoding) steps at a given size.
+//
+//   sae_bench --d 768 --f 8192 --batch 1024 --arch relu|topk [--k 32] --mode train|encode
+//             [--steps 10] [--warmup 3] [--target-l0 L] [--l1 1e-3] [--lr 1e-3]
+//             [--threads T] [--kernels auto|dense|sparse] [--seed 0]
+//
+// A training step is exactly the work PyTorch does per step, and nothing else
+// (no trainer bookkeeping): loss and gradient of the objective on a batch of
+// standard normals (a new one each step, drawn outside the timing), then one
+// Adam step. benchmarks/compare_pytorch.py runs
+// the same steps in PyTorch and compares; it reads the last line of standard
+// output, one JSON object with the configuration, the timings, the memory and
+// how this binary was built.
+//
+//   relu  the seed: ReLU SAE, nn.Linear's initialisation, L1Objective with the
+//         L1 term summed over the batch, L = (1/B) Σ‖x̂ − x‖² + λ Σ f.
+//         --target-l0 L sets b_enc so that L of F latents fire per token, as in
+//         a trained SAE (a fresh model fires about half of them).
+//   topk  TopK SAE (k codes per token), tied initialisation, b_dec subtracted
+//         from the input, TopKObjective with AuxK inactive (no dead latents at
+//         a fresh initialisation).
+//
+// Effective GFLOP/s count the dense work, 10·B·D·F per training step (five
+// B x D x F products: encode, decode, and the decoder, code and encoder
+// gradients) and 2·B·D·F per encode, whatever the kernels really did: the
+// sparse kernels do less, so their effective rate can exceed the machine's peak.
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <iostream>
+#include <limits>
+#include <numeric>
+#include <optional>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include <sae/sae.hpp>
+
+#include "support.hpp"
+
+// Compiler flags and build type, written by benchmarks/CMakeLists.txt.
+#if __has_include("sae_bench_build_info.hpp")
+#include "sae_bench_build_info.hpp"
+#endif
+#ifndef SAE_BENCH_CXX_FLAGS
+#define SAE_BENCH_CXX_FLAGS "unknown"
+#endif
+#ifndef SAE_BENCH_BUILD_TYPE
+#define SAE_BENCH_BUILD_TYPE "unknown"
+#endif
+
+namespace {
+
+const char* kUsage = R"(usage: sae_bench [options]
+  --d D                input dimension (default 768)
+  --f F                number of latents (default 8192)
+  --batch B            rows per step (default 1024)
+  --arch NAME          relu (the seed) | topk (default relu)
+  --k K                topk: codes per token (default 32)
+  --mode NAME          train: loss, gradient and Adam step | encode: inference codes only
+                       (default train)
+  --steps N            timed steps (default 10)
+  --warmup W           untimed steps before them (default 3)
+  --target-l0 L        relu: set b_enc so that about L latents fire per token, as in a trained
+                       SAE (default: off, a fresh model fires about half)
+  --l1 LAMBDA          relu: L1 coefficient, the L1 term summed over the batch (default 1e-3)
+  --lr RATE            Adam learning rate (default 1e-3)
+  --threads T          threads for Eigen (and OpenMP); 0 keeps the default (default 0)
+  --kernels NAME       auto | dense | sparse: the objective's kernels (default auto)
+  --seed S             seed of the initialisation and of the batch (default 0)
+  --help
+The last line of standard output is one JSON object with the configuration and results.
+)";
+
+struct Options {
+  long long d = 768, f = 8192, batch = 1024, k = 32;
+  std::string arch = "relu", mode = "train";
+  sae::Kernels kernels = sae::Kernels::Automatic;
+  long long steps = 10, warmup = 3, threads = 0;
+  std::optional<double> target_l0;  // relu: b_enc set for this L0
+  double l1 = 1e-3, lr = 1e-3;
+  long long seed = 0;
+};
+
+long long parse_integer(const std::string& flag, const std::string& value) {
+  std::size_t used = 0;
+  long long v = 0;
+  try {
+    v = std::stoll(value, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used == 0 || used != value.size())
+    throw std::invalid_argument(flag + " needs an integer, got '" + value + "'");
+  return v;
+}
+
+double parse_real(const std::string& flag, const std::string& value) {
+  std::size_t used = 0;
+  double v = 0;
+  try {
+    v = std::stod(value, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used == 0 || used != value.size() || !std::isfinite(v))
+    throw std::invalid_argument(flag + " needs a finite number, got '" + value + "'");
+  return v;
+}
+
+Options parse(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string flag = argv[i];
+    if (flag == "--help" || flag == "-h") {
+      std::cout << kUsage;
+      std::exit(0);
+    }
+    if (flag.rfind("--", 0) != 0) throw std::invalid_argument("unexpected argument '" + flag + "'");
+    if (i + 1 >= argc) throw std::invalid_argument("missing value after " + flag);
+    const std::string value = argv[++i];
+    if (flag == "--d") o.d = parse_integer(flag, value);
+    else if (flag == "--f") o.f = parse_integer(flag, value);
+    else if (flag == "--batch") o.batch = parse_integer(flag, value);
+    else if (flag == "--arch") o.arch = value;
+    else if (flag == "--k") o.k = parse_integer(flag, value);
+    else if (flag == "--mode") o.mode = value;
+    else if (flag == "--steps") o.steps = parse_integer(flag, value);
+    else if (flag == "--warmup") o.warmup = parse_integer(flag, value);
+    else if (flag == "--target-l0") o.target_l0 = parse_real(flag, value);
+    else if (flag == "--l1") o.l1 = parse_real(flag, value);
+    else if (flag == "--lr") o.lr = parse_real(flag, value);
+    else if (flag == "--threads") o.threads = parse_integer(flag, value);
+    else if (flag == "--kernels") o.kernels = sae_bench::parse_kernels(value);
+    else if (flag == "--seed") o.seed = parse_integer(flag, value);
+    else throw std::invalid_argument("unknown flag " + flag + " (see --help)");
+  }
+  auto require = [](bool ok, const std::string& message) {
+    if (!ok) throw std::invalid_argument(message);
+  };
+  require(o.d > 0 && o.f > 0 && o.batch > 0, "--d, --f and --batch must be positive");
+  require(o.arch == "relu" || o.arch == "topk", "--arch must be relu or topk, got '" + o.arch + "'");
+  require(o.mode == "train" || o.mode == "encode", "--mode must be train or encode, got '" + o.mode + "'");
+  require(o.steps >= 1, "--steps must be at least 1");
+  require(o.warmup >= 0, "--warmup must be >= 0");
+  require(o.threads >= 0, "--threads must be >= 0 (0 keeps the default)");
+  require(o.l1 >= 0, "--l1 must be >= 0");
+  require(o.lr > 0, "--lr must be positive");
+  require(o.seed >= 0, "--seed must be >= 0");
+  if (o.arch == "topk") {
+    require(o.k >= 1 && o.k <= o.f, "--k must be in [1, F = " + std::to_string(o.f) + "]");
+    require(!o.target_l0, "--target-l0 is for --arch relu (a TopK model fires k latents per token)");
+  }
+  if (o.target_l0)
+    require(*o.target_l0 > 0 && *o.target_l0 < static_cast<double>(o.f),
+            "--target-l0 must be in (0, F = " + std::to_string(o.f) + ")");
+  return o;
+}
+
+// ---- what is measured ------------------------------------------------------
+
+// Peak resident memory of this process, in MiB. Linux's VmHWM first: getrusage's
+// ru_maxrss also counts the parent's memory at fork when the program was started
+// by exec from a large process (compare_pytorch.py, with PyTorch loaded).
+double peak_rss_mib() {
+  std::FILE* status = std::fopen("/proc/self/status", "r");
+  if (status) {
+    char line[256];
+    long long kib = -1;
+    while (std::fgets(line, sizeof line, status))
+      if (std::sscanf(line, "VmHWM: %lld kB", &kib) == 1) break;
+    std::fclose(status);
+    if (kib >= 0) return static_cast<double>(kib) / 1024.0;
+  }
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_maxrss) / 1024.0;  // KiB on Linux
+}
+
+constexpr double kMiB = 1024.0 * 1024.0;
+
+struct StepTimes {
+  std::vector<double> ms;  // the timed steps, in order
+
+  double median() const {
+    std::vector<double> sorted = ms;
+    std::sort(sorted.begin(), sorted.end());
+    const std::size_t n = sorted.size();
+    return n % 2 ? sorted[n / 2] : 0.5 * (sorted[n / 2 - 1] + sorted[n / 2]);
+  }
+  double mean() const { return std::accumulate(ms.begin(), ms.end(), 0.0) / static_cast<double>(ms.size()); }
+  double min() const { return *std::min_element(ms.begin(), ms.end()); }
+};
+
+struct RunResult {
+  StepTimes times;
+  double loss = 0;         // of the last timed step (train)
+  double l0_mean = 0;      // mean over the timed steps
+  double l0_first = 0;     // first timed step
+  double l0_last = 0;      // last timed step
+  double peak_rss_mib = 0;
+};
+
+using Clock = std::chrono::steady_clock;
+
+double milliseconds_since(Clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+}
+
+void print_step(const Options& o, long long i, double ms, const sae::LossReport* report) {
+  const bool warm_up = i < o.warmup;
+  const long long number = warm_up ? i + 1 : i - o.warmup + 1;
+  const long long of = warm_up ? o.warmup : o.steps;
+  std::printf("%s %3lld/%-3lld %10.2f ms  %12.0f tokens/s", warm_up ? "warm-up" : "step   ", number, of, ms,
+              static_cast<double>(o.batch) / (ms / 1000.0));
+  if (report) std::printf("  loss %.6g  L0 %.1f", report->loss, report->l0);
+  std::printf("\n");
+  std::fflush(stdout);
+}
+
+// Warm-up then timed training steps: loss and gradient, then Adam. Each step
+// gets a fresh batch, drawn outside the timing: with one batch repeated, Adam
+// would quickly push that batch's few active pre-activations below zero and a
+// sparse model's L0 would collapse (64 to about 10 in three steps at lr 1e-3).
+template <typename Model, typename Objective>
+RunResult run_training(Model& model, const Objective& objective, sae::Batch<float>& X, sae::Rng& data_rng,
+                       const Options& o) {
+  auto grads = sae::zeros_like(model.params());
+  sae::LossWorkspace<float> workspace;  // kept across steps: no allocation once warm
+  sae::Adam<float> adam(static_cast<float>(o.lr));
+  RunResult result;
+  double l0_sum = 0;
+  for (long long i = 0; i < o.warmup + o.steps; ++i) {
+    if (i > 0) sae_bench::fill_standard_normal(X, data_rng);
+    const Clock::time_point start = Clock::now();
+    const sae::LossReport report = sae::loss_and_gradient(model, X, objective, grads, workspace);
+    adam.step(model.params(), grads);
+    const double ms = milliseconds_since(start);
+    print_step(o, i, ms, &report);
+    if (i < o.warmup) continue;
+    result.times.ms.push_back(ms);
+    if (result.times.ms.size() == 1) result.l0_first = report.l0;
+    result.l0_last = report.l0;
+    result.loss = report.loss;
+    l0_sum += report.l0;
+  }
+  result.l0_mean = l0_sum / static_cast<double>(o.steps);
+  result.peak_rss_mib = peak_rss_mib();
+  return result;
+}
+
+// Warm-up then timed encodes of the batch (inference: codes only).
+template <typename Model>
+RunResult run_encoding(const Model& model, const sae::Batch<float>& X, const Options& o) {
+  typename Model::CodeBatch codes;
+  RunResult result;
+  for (long long i = 0; i < o.warmup + o.steps; ++i) {
+    const Clock::time_point start = Clock::now();
+    model.encode(X, codes);
+    const double ms = milliseconds_since(start);
+    print_step(o, i, ms, nullptr);
+    if (i >= o.warmup) result.times.ms.push_back(ms);
+  }
+  result.peak_rss_mib = peak_rss_mib();
+  // The codes do not change between encodes: their L0, counted outside the timing.
+  result.l0_mean = result.l0_first = result.l0_last =
+      static_cast<double>((codes.array() > 0.0f).count()) / static_cast<double>(o.batch);
+  return result;
+}
+
+RunResult run(const Options& o, sae::Batch<float>& X, sae::Rng& data_rng) {
+  if (o.arch == "relu") {
+    sae::SparseAutoEncoder<float> model(o.d, o.f, sae::Init::LinearDefault, static_cast<std::uint64_t>(o.seed));
+    if (o.target_l0) sae_bench::make_codes_sparse(model, *o.target_l0);
+    if (o.mode == "encode") return run_encoding(model, X, o);
+    // The seed's objective: the L1 term summed over the batch.
+    sae::L1Objective<float> objective{static_cast<float>(o.l1), sae::L1Reduction::SumOverBatch};
+    objective.kernels = o.kernels;
+    return run_training(model, objective, X, data_rng, o);
+  }
+  using TopKModel = sae::SparseAutoEncoder<float, sae::Dynamic, sae::Dynamic, sae::TopK>;
+  TopKModel model(o.d, o.f, sae::TopK{o.k}, sae::Init::Tied, static_cast<std::uint64_t>(o.seed));
+  model.apply_b_dec_to_input() = true;  // as the TopK recipe and dictionary_learning
+  if (o.mode == "encode") return run_encoding(model, X, o);
+  sae::TopKObjective<float> objective;  // no dead latents: AuxK inactive, as at a fresh initialisation
+  objective.kernels = o.kernels;
+  return run_training(model, objective, X, data_rng, o);
+}
+
+// ---- how this binary was built ---------------------------------------------
+
+std::string compiler() {
+#if defined(__clang__)
+  return "clang " __clang_version__;
+#elif defined(__GNUC__)
+  return "gcc " __VERSION__;
+#else
+  return "unknown";
+#endif
+}
+
+bool built_with_openmp() {
+#ifdef _OPENMP
+  return true;
+#else
+  return false;
+#endif
+}
+
+bool eigen_uses_blas() {
+#ifdef EIGEN_USE_BLAS
+  return true;
+#else
+  return false;
+#endif
+}
+
+// The instruction sets the compiler targeted (Eigen's own list stops at "AVX").
+std::string target_features() {
+  std::string features;
+  auto add = [&](const char* name) { features += (features.empty() ? "" : " ") + std::string(name); };
+#ifdef __AVX512F__
+  add("AVX512F");
+#endif
+#ifdef __AVX2__
+  add("AVX2");
+#endif
+#ifdef __FMA__
+  add("FMA");
+#endif
+#ifdef __AVX__
+  add("AVX");
+#endif
+#ifdef __SSE4_2__
+  add("SSE4.2");
+#endif
+#ifdef __ARM_NEON
+  add("NEON");
+#endif
+  return features.empty() ? "baseline" : features;
+}
+
+std::string eigen_version() {
+  return std::to_string(EIGEN_WORLD_VERSION) + "." + std::to_string(EIGEN_MAJOR_VERSION) + "." +
+         std::to_string(EIGEN_MINOR_VERSION);
+}
+
+// ---- output ----------------------------------------------------------------
+
+std::string json_string(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\', out += c;
+    else if (static_cast<unsigned char>(c) < 0x20) {
+      char escaped[8];
+      std::snprintf(escaped, sizeof escaped, "\\u%04x", static_cast<unsigned>(c));
+      out += escaped;
+    } else out += c;
+  }
+  return out + "\"";
+}
+
+std::string json_number(double v) {
+  if (!std::isfinite(v)) return "null";
+  std::ostringstream s;
+  s.precision(10);
+  s << v;
+  return s.str();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o;
+  try {
+    o = parse(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "sae_bench: error: %s\n", e.what());
+    return 2;
+  }
+
+  try {
+    const double baseline_rss_mib = peak_rss_mib();
+    if (o.threads > 0) {
+#ifdef _OPENMP
+      omp_set_num_threads(static_cast<int>(o.threads));
+#else
+      if (o.threads > 1)
+        std::fprintf(stderr, "sae_bench: warning: built without OpenMP, so Eigen runs on one thread\n");
+#endif
+      Eigen::setNbThreads(static_cast<int>(o.threads));
+    }
+    const int threads = Eigen::nbThreads();
+
+    const double B = static_cast<double>(o.batch), D = static_cast<double>(o.d), F = static_cast<double>(o.f);
+    const bool training = o.mode == "train";
+    const double nominal_flop = (training ? 10.0 : 2.0) * B * D * F;
+    const double param_count = 2.0 * D * F + F + D;
+    const double param_mib = param_count * sizeof(float) / kMiB;
+    // Training holds weights, gradients and Adam's two moments; inference only the weights.
+    const double model_state_mib = (training ? 4.0 : 1.0) * param_mib;
+    // The batch's activations a dense step needs: input and error (B x D),
+    // codes and their gradient (B x F); encoding, the input and the codes.
+    const double activation_mib = (training ? 2.0 * B * (D + F) : B * (D + F)) * sizeof(float) / kMiB;
+
+    std::printf("sae_bench: %s %s, D=%lld F=%lld B=%lld", o.arch.c_str(), o.mode.c_str(), o.d, o.f, o.batch);
+    if (o.arch == "topk") std::printf(" k=%lld", o.k);
+    if (o.target_l0) std::printf(" target L0=%g", *o.target_l0);
+    std::printf(", kernels %s, %d thread%s\n", sae_bench::kernels_name(o.kernels), threads, threads == 1 ? "" : "s");
+    std::printf("build: %s, flags '%s' (%s), Eigen %s, OpenMP %s, EIGEN_USE_BLAS %s, target %s\n",
+                compiler().c_str(), SAE_BENCH_CXX_FLAGS, SAE_BENCH_BUILD_TYPE, eigen_version().c_str(),
+                built_with_openmp() ? "on" : "off", eigen_uses_blas() ? "on" : "off", target_features().c_str());
+    std::fflush(stdout);
+
+    // The input: standard normals (encode: one batch; train: a new one each step).
+    sae::Rng data_rng(static_cast<std::uint64_t>(o.seed) + 1);
+    sae::Batch<float> X(o.batch, o.d);
+    sae_bench::fill_standard_normal(X, data_rng);
+    const RunResult r = run(o, X, data_rng);
+
+    const double median_ms = r.times.median();
+    const double tokens_per_second = B / (median_ms / 1000.0);
+    const double effective_gflops = nominal_flop / (median_ms / 1000.0) / 1e9;
+    std::printf("median %.2f ms/step, mean %.2f, min %.2f; %.0f tokens/s; %.1f effective GFLOP/s "
+                "(dense count %.3g GFLOP/step; the sparse kernels do less)\n",
+                median_ms, r.times.mean(), r.times.min(), tokens_per_second, effective_gflops, nominal_flop / 1e9);
+    std::printf("L0 %.1f (first timed step %.1f, last %.1f)%s\n", r.l0_mean, r.l0_first, r.l0_last,
+                training ? "" : " of the encoded codes");
+    std::printf("memory: peak RSS %.1f MiB; parameters %.1f MiB x %d = %.1f MiB, batch activations %.1f MiB, "
+                "sum %.1f MiB; process before allocating %.1f MiB\n",
+                r.peak_rss_mib, param_mib, training ? 4 : 1, model_state_mib, activation_mib,
+                model_state_mib + activation_mib, baseline_rss_mib);
+
+    // The last line: everything above, as one JSON object.
+    std::ostringstream json;
+    json << "{\"config\": {\"arch\": " << json_string(o.arch) << ", \"mode\": " << json_string(o.mode)
+         << ", \"d\": " << o.d << ", \"f\": " << o.f << ", \"batch\": " << o.batch
+         << ", \"k\": " << (o.arch == "topk" ? std::to_string(o.k) : "null")
+         << ", \"target_l0\": " << (o.target_l0 ? json_number(*o.target_l0) : "null")
+         << ", \"l1\": " << json_number(o.l1) << ", \"lr\": " << json_number(o.lr) << ", \"steps\": " << o.steps
+         << ", \"warmup\": " << o.warmup << ", \"seed\": " << o.seed << "}"
+         << ", \"median_ms\": " << json_number(median_ms) << ", \"mean_ms\": " << json_number(r.times.mean())
+         << ", \"min_ms\": " << json_number(r.times.min())
+         << ", \"tokens_per_second\": " << json_number(tokens_per_second)
+         << ", \"effective_gflops\": " << json_number(effective_gflops)
+         << ", \"nominal_gflop_per_step\": " << json_number(nominal_flop / 1e9)
+         << ", \"peak_rss_mib\": " << json_number(r.peak_rss_mib)
+         << ", \"baseline_rss_mib\": " << json_number(baseline_rss_mib)
+         << ", \"param_count\": " << json_number(param_count) << ", \"param_mib\": " << json_number(param_mib)
+         << ", \"model_state_mib\": " << json_number(model_state_mib)
+         << ", \"activation_mib\": " << json_number(activation_mib) << ", \"l0\": " << json_number(r.l0_mean)
+         << ", \"l0_first\": " << json_number(r.l0_first) << ", \"l0_last\": " << json_number(r.l0_last)
+         << ", \"loss\": " << (training ? json_number(r.loss) : "null") << ", \"threads\": " << threads
+         << ", \"kernels\": " << json_string(sae_bench::kernels_name(o.kernels)) << ", \"step_ms\": [";
+    for (std::size_t i = 0; i < r.times.ms.size(); ++i) json << (i ? ", " : "") << json_number(r.times.ms[i]);
+    json << "], \"build\": {\"compiler\": " << json_string(compiler())
+         << ", \"cxx_flags\": " << json_string(SAE_BENCH_CXX_FLAGS)
+         << ", \"build_type\": " << json_string(SAE_BENCH_BUILD_TYPE)
+         << ", \"openmp\": " << (built_with_openmp() ? "true" : "false")
+         << ", \"eigen_version\": " << json_string(eigen_version())
+         << ", \"eigen_use_blas\": " << (eigen_uses_blas() ? "true" : "false")
+         << ", \"target_features\": " << json_string(target_features())
+         << ", \"eigen_simd\": " << json_string(Eigen::SimdInstructionSetsInUse()) << "}}";
+    std::printf("%s\n", json.str().c_str());
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "sae_bench: error: %s\n", e.what());
+    return 1;
+  }
+}
