@@ -237,11 +237,18 @@ int train(const Options& o, Data& data) {
   trainer.run([&](const sae::StepReport& r) {
     const double dead_fraction = trainer.dead_latents().dead_fraction(window_tokens);
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    // FVU on this step's batch: l2 is the batch's mean ‖x̂ − x‖² (before the
+    // step), divided by its mean squared distance from its own mean.
+    const auto& batch = trainer.last_batch();
+    const double batch_variance =
+        (batch.cast<double>().rowwise() - batch.cast<double>().colwise().mean()).squaredNorm() /
+        static_cast<double>(batch.rows());
+    const double fvu = batch_variance > 0 ? r.loss.l2 / batch_variance : 0.0;
     progress.update(r.step, static_cast<std::int64_t>(r.tokens), seconds,
-                    {{"loss", r.loss.loss}, {"L0", r.loss.l0}, {"dead", dead_fraction}});
+                    {{"loss", r.loss.loss}, {"L0", r.loss.l0}, {"FVU", fvu}, {"dead", dead_fraction}});
     if (log && (r.step % 10 == 0 || r.step == config.steps))
       log->write({{"step", r.step}, {"tokens", r.tokens}, {"loss", r.loss.loss}, {"l2", r.loss.l2},
-                  {"l1", r.loss.l1}, {"l0", r.loss.l0}, {"lr", r.learning_rate},
+                  {"l1", r.loss.l1}, {"l0", r.loss.l0}, {"fvu", fvu}, {"lr", r.learning_rate},
                   {"l1_coefficient", r.l1_coefficient}, {"grad_norm", r.gradient_norm},
                   {"dead_fraction", dead_fraction}});
     if (!o.out.empty() && o.checkpoint_every > 0 && r.step % o.checkpoint_every == 0)
