@@ -41,8 +41,8 @@ const char* kUsage = R"(usage: sae_report --model PATH --acts ACTS.npy [options]
   --context B,A         tokens shown before and after each top token (default 8,3)
   --neighbours N        nearest latents by decoder cosine per card (default 5)
   --chunk N             rows encoded at once (default: 4096, fewer for very wide SAEs)
-  --k K                 k of a topk / batchtopk sae_train folder, whose checkpoint does not record
-                        it (default 32, sae_train's default)
+  --k K                 k of a topk / batchtopk sae_train folder whose checkpoint is too old to
+                        record it (default 32, sae_train's default)
   --title TEXT          the page title
   --help
 )";

@@ -369,6 +369,12 @@ TEST_CASE("a resumed TopK run with AuxK repeats the uninterrupted run bit for bi
   sae::InMemorySource<float> s4(rows, 1);
   sae::Trainer<float, Dynamic, Dynamic, sae::TopK> t4(other, s4, config, 8);
   SAE_CHECK_THROWS(t4.load_checkpoint(dir.file("ck.sae")), std::runtime_error, Catch::Contains("'batchtopk' SAE"));
+  // ... and a BatchTopK trainer one trained with another k.
+  sae::SparseAutoEncoder<float, Dynamic, Dynamic, sae::BatchTopK> other_k(16, 64, sae::BatchTopK{4});
+  sae::InMemorySource<float> s5(rows, 1);
+  auto t5 = make(other_k, s5);
+  SAE_CHECK_THROWS(t5.load_checkpoint(dir.file("ck.sae")), std::runtime_error,
+                   Catch::Contains("trained with k = 3, this model has k = 4"));
 }
 
 TEST_CASE("the learned BatchTopK threshold reproduces the batch rule on held-out data", "[topk][trainer]") {

@@ -27,6 +27,7 @@
 #include <string>
 
 #include "../config.hpp"
+#include "../detail/parallel.hpp"
 #include "../detail/shape_check.hpp"
 #include "activation.hpp"
 #include "gated.hpp"
@@ -223,11 +224,19 @@ class SparseAutoEncoder {
   // without a B x D copy of X and without a temporary.
   template <typename Derived>
   void subtract_decoder_bias_product(Eigen::MatrixBase<Derived>&& H) const {
-    for (Index f = 0; f < dict_size(); ++f) H.col(f).array() -= params_.b_dec.dot(params_.W_enc.col(f));
+    subtract_decoder_bias_product(H);
   }
+  // H −= 1 (b_decᵀ W_enc): the product once, then row by row (a batch's rows
+  // are contiguous). The product's buffer is per thread and keeps its size,
+  // so warm calls allocate nothing.
   template <typename Derived>
   void subtract_decoder_bias_product(Eigen::MatrixBase<Derived>& H) const {
-    for (Index f = 0; f < dict_size(); ++f) H.col(f).array() -= params_.b_dec.dot(params_.W_enc.col(f));
+    thread_local Eigen::Matrix<Scalar, 1, Eigen::Dynamic> buffer;
+    buffer.resize(dict_size());
+    buffer.noalias() = params_.b_dec.transpose() * params_.W_enc;
+    const auto& product = buffer;  // the calling thread's, shared with the loop's threads
+    SAE_OMP(parallel for schedule(static) if (detail::worth_parallel(H.size())))
+    for (Index b = 0; b < H.rows(); ++b) H.row(b) -= product;
   }
 
   void adopt_activation() {

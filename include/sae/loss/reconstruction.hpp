@@ -38,17 +38,14 @@ void size_gradients(const Model& model, Grads& grads) {
 }
 
 /// b_dec's path through A = X − b_dec: ∇W_enc −= b_dec sᵀ, ∇b_dec −= W_enc s,
-/// for s = Σ_b G_H in `latent_sums`. Only active latents (s_f ≠ 0) cost anything.
+/// for s = Σ_b G_H in `latent_sums`.
 template <typename Model, typename Grads, typename Sums>
 void add_input_centering_gradient(const Model& model, const Sums& latent_sums, Grads& grads) {
   if (!model.apply_b_dec_to_input()) return;
   const auto& p = model.params();
-  for (Index f = 0; f < model.dict_size(); ++f) {
-    const auto s = latent_sums(f);
-    if (s == 0) continue;
-    grads.W_enc.col(f).noalias() -= s * p.b_dec;
-    grads.b_dec.noalias() -= s * p.W_enc.col(f);
-  }
+  // A rank-one update and a matrix-vector product: one pass over each matrix.
+  grads.W_enc.noalias() -= p.b_dec * latent_sums.transpose();
+  grads.b_dec.noalias() -= p.W_enc * latent_sums;
 }
 
 /// ∇W_enc from a dense G_H (B x F): Xᵀ G_H, plus the centring correction.

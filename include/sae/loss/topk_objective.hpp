@@ -143,11 +143,13 @@ struct TopKObjective {
 
     // P = A W_enc + b_enc, then the kept entries (through the ReLU).
     model.encoder_product(X, ws.codes);
-    ws.codes.rowwise() += p.b_enc.transpose();
-    if constexpr (std::is_same<Activation, TopK>::value)
-      select_per_token(ws.codes, model.activation().k, ws);
-    else
+    if constexpr (std::is_same<Activation, TopK>::value) {
+      select_per_token(ws.codes, p.b_enc, model.activation().k, ws);
+    } else {
+      SAE_OMP(parallel for schedule(static) if (detail::worth_parallel(ws.codes.size())))
+      for (Index b = 0; b < batch; ++b) ws.codes.row(b) += p.b_enc.transpose();
       select_over_batch(ws.codes, model.activation().k * batch, ws);
+    }
     select_auxiliary(model, ws);
     ws.active.index_by_latent();
     ws.auxiliary.index_by_latent();
@@ -188,9 +190,11 @@ struct TopKObjective {
     return r;
   }
 
-  // The k largest of each row of P, kept where positive. Rows are selected
-  // in parallel into k slots each, then packed.
-  static void select_per_token(const Batch<Scalar>& P, Index k, LossWorkspace<Scalar>& ws) {
+  // P = H + b_enc in place, and the k largest of each row of P, kept where
+  // positive: each row gets its bias and is selected while in cache. Rows are
+  // selected in parallel into k slots each, then packed.
+  template <typename Bias>
+  static void select_per_token(Batch<Scalar>& P, const Bias& b_enc, Index k, LossWorkspace<Scalar>& ws) {
     SparseCodes<Scalar>& active = ws.active;
     const Index rows = P.rows();
     k = std::min(k, P.cols());
@@ -202,6 +206,7 @@ struct TopKObjective {
     SAE_OMP(parallel for schedule(static) if (detail::worth_parallel(P.size())))
     for (Index b = 0; b < rows; ++b) {
       thread_local std::vector<Index> chosen;
+      P.row(b) += b_enc.transpose();
       detail::select_top_k(P.row(b).data(), P.cols(), k, chosen);
       Index kept = 0;
       for (Index f : chosen)

@@ -14,9 +14,9 @@
 //     model is read from the trainer's checkpoint instead: every parameter, the
 //     architecture, apply_b_dec_to_input and BatchTopK's threshold, with the
 //     input scale folded in exactly as Trainer::exported_model() does (so the
-//     model takes raw activations, like the saved .npy files). One thing the
-//     checkpoint does not record is TopK's k: it comes from `topk_k`
-//     (sae_train's --k; its default, 32, when not given).
+//     model takes raw activations, like the saved .npy files). TopK's k is in the
+//     checkpoint; for checkpoints written before it was recorded it comes from
+//     `topk_k` (sae_train's --k; its default, 32, when not given).
 // Problems are std::runtime_error naming the path and what is wrong.
 #pragma once
 
@@ -81,10 +81,16 @@ inline ReportModel load_trainer_checkpoint(const std::string& path, Index topk_k
   if (architecture == "relu") {
     activation = ReLU{};
   } else if (architecture == "topk" || architecture == "batchtopk") {
+    const bool recorded = r.has("topk_k");  // checkpoints from before k was recorded have none
+    if (recorded) {
+      const auto k = r.u64s("topk_k");
+      if (k.size() != 1) throw std::runtime_error(file + ": malformed 'topk_k' entry");
+      topk_k = static_cast<Index>(k[0]);
+    }
     if (topk_k < 1 || topk_k > F)
       throw std::runtime_error(file + ": a " + architecture + " SAE needs k in [1, " + std::to_string(F) + "], got " +
                                std::to_string(topk_k));
-    k_from_caller = true;
+    k_from_caller = !recorded;
     if (architecture == "topk") {
       activation = TopK{topk_k};
     } else {

@@ -185,6 +185,8 @@ class Trainer {
     w.put_u64s("apply_b_dec_to_input", {model_.apply_b_dec_to_input() ? 1u : 0u});
     if constexpr (std::is_same<Activation, BatchTopK>::value)
       w.put_double("batchtopk_threshold", model_.activation().threshold);
+    if constexpr (std::is_same<Activation, TopK>::value || std::is_same<Activation, BatchTopK>::value)
+      w.put_u64s("topk_k", {static_cast<std::uint64_t>(model_.activation().k)});
     w.put_u64s("trainer", {static_cast<std::uint64_t>(steps_), prepared_ ? 1u : 0u,
                            static_cast<std::uint64_t>(model_.input_dim()),
                            static_cast<std::uint64_t>(model_.dict_size())});
@@ -224,6 +226,16 @@ class Trainer {
     model_.apply_b_dec_to_input() = apply_b_dec[0] != 0;
     if constexpr (std::is_same<Activation, BatchTopK>::value)
       model_.activation().threshold = r.scalar("batchtopk_threshold");
+    if constexpr (std::is_same<Activation, TopK>::value || std::is_same<Activation, BatchTopK>::value) {
+      // Checkpoints written before k was recorded have no entry.
+      if (r.has("topk_k")) {
+        const auto k = r.u64s("topk_k");
+        if (k.size() != 1) throw std::runtime_error(path + ": malformed 'topk_k' entry");
+        if (k[0] != static_cast<std::uint64_t>(model_.activation().k))
+          throw std::runtime_error(path + ": checkpoint was trained with k = " + std::to_string(k[0]) +
+                                   ", this model has k = " + std::to_string(model_.activation().k));
+      }
+    }
     steps_ = static_cast<long long>(trainer[0]);
     prepared_ = trainer[1] != 0;
     input_scale_ = r.scalar("input_scale");
