@@ -241,7 +241,7 @@ int train(const Options& o, Data& data) {
     // step), divided by its mean squared distance from its own mean.
     const auto& batch = trainer.last_batch();
     const double batch_variance =
-        (batch.cast<double>().rowwise() - batch.cast<double>().colwise().mean()).squaredNorm() /
+        (batch.template cast<double>().rowwise() - batch.template cast<double>().colwise().mean()).squaredNorm() /
         static_cast<double>(batch.rows());
     const double fvu = batch_variance > 0 ? r.loss.l2 / batch_variance : 0.0;
     progress.update(r.step, static_cast<std::int64_t>(r.tokens), seconds,
