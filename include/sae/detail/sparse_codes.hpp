@@ -73,17 +73,10 @@ struct SparseCodes {
     return rows * cols == 0 ? 0.0 : static_cast<double>(nonzeros()) / (static_cast<double>(rows) * cols);
   }
 
-  /// The positive entries of a dense batch whose other entries are 0 (ReLU
-  /// codes), in two parallel passes: count_from_dense, then fill_from_dense.
-  template <typename Derived>
-  void assign_from_dense(const Eigen::MatrixBase<Derived>& codes) {
-    count_from_dense(codes);
-    fill_from_dense(codes);
-  }
-
-  /// Sizes the rows for the positive entries of `codes` and returns how many
-  /// there are; the entries themselves are written by fill_from_dense (until
-  /// then the object is empty), so a caller can look at the density first.
+  /// Sizes the rows for the positive entries of `codes` (ReLU codes: the
+  /// others are 0) and returns how many there are; the entries themselves
+  /// are written by fill_from_dense (until then the object is empty), so a
+  /// caller can look at the density first.
   template <typename Derived>
   Index count_from_dense(const Eigen::MatrixBase<Derived>& codes) {
     reset(codes.rows(), codes.cols());
