@@ -1,6 +1,8 @@
 // tests/test_topk.cpp: the TopK and BatchTopK architectures, their sparse
 // kernels and AuxK.
 #include <algorithm>
+#include <cmath>
+#include <limits>
 #include <numeric>
 #include <vector>
 
@@ -81,6 +83,47 @@ TEST_CASE("select_top_k picks the k largest, ties to the left, without sorting",
     sae::detail::select_top_k(values.data(), 97, k, chosen);
     CHECK(chosen == top_k_by_sorting(values, k));
   }
+}
+
+TEST_CASE("select_top_k is exact on long rows, where it skips blocks below the threshold", "[topk]") {
+  // Rows of 4096 hold 128 blocks of 32, so for k up to 64 the block-maximum
+  // threshold prunes; values rounded to quarters tie often, across blocks too.
+  sae::Rng rng(11);
+  std::vector<Index> chosen;
+  for (int trial = 0; trial < 40; ++trial) {
+    const Index n = 4096 + static_cast<Index>(rng.uniform(0, 40));  // a tail outside the blocks
+    std::vector<double> values(static_cast<std::size_t>(n));
+    const double scale = trial % 2 == 0 ? 4 : 1000;  // many ties, or almost none
+    for (auto& x : values) x = std::round(rng.normal() * scale) / 4;
+    if (trial % 5 == 0) std::sort(values.begin(), values.end());  // every block beats the last
+    for (Index k : {Index(1), Index(7), Index(32), Index(64), Index(500)}) {
+      sae::detail::select_top_k(values.data(), n, k, chosen);
+      CHECK(chosen == top_k_by_sorting(values, k));
+    }
+  }
+}
+
+TEST_CASE("select_top_k never chooses NaN, and takes the k largest of the other entries", "[topk]") {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const double inf = std::numeric_limits<double>::infinity();
+  std::vector<double> values(2048);
+  sae::Rng rng(12);
+  for (auto& x : values) x = rng.normal();
+  std::vector<double> clean = values;
+  for (Index i : {Index(3), Index(40), Index(41), Index(700), Index(2047)}) {
+    values[static_cast<std::size_t>(i)] = nan;
+    clean[static_cast<std::size_t>(i)] = -inf;  // the reference ranks NaN below everything
+  }
+  values[100] = clean[100] = 50;  // the largest sits in a block with a NaN too
+  values[101] = nan, clean[101] = -inf;
+  std::vector<Index> chosen;
+  for (Index k : {Index(1), Index(16), Index(60)}) {
+    sae::detail::select_top_k(values.data(), 2048, k, chosen);
+    CHECK(chosen == top_k_by_sorting(clean, k));
+  }
+  const std::vector<double> mostly_nan = {nan, 2.0, nan, nan, -inf, nan};
+  sae::detail::select_top_k(mostly_nan.data(), 6, 3, chosen);
+  CHECK(chosen == std::vector<Index>{1, 4});  // fewer than k entries are not NaN
 }
 
 TEST_CASE("TopK encode keeps the k largest pre-activations of each token, through a ReLU", "[topk]") {

@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <stdexcept>
 #include <string>
@@ -28,33 +29,51 @@ namespace detail {
 
 /// Writes to `chosen` the positions of the k largest of values[0..n) in
 /// increasing order (ties broken towards lower positions), without sorting
-/// the row: one pass keeps a min-heap of the k best seen so far. Once the heap
-/// holds large values almost every entry fails one comparison with its
-/// weakest, so the cost is about n comparisons plus O(k log k · log(n/k)).
-/// Requires 0 <= k <= n.
+/// the row. NaN is never chosen. Requires 0 <= k <= n.
+///
+/// The row is cut into blocks of 32 and each block's maximum taken (a
+/// vectorised pass). The k-th largest block maximum T is a lower bound on the
+/// k-th largest entry (k blocks each hold an entry >= T), so the k largest
+/// are among the entries >= T, which lie in the few blocks whose maximum is
+/// >= T: those few dozen candidates are all that is compared and sorted.
 template <typename Scalar>
 void select_top_k(const Scalar* values, Index n, Index k, std::vector<Index>& chosen) {
+  constexpr Index block = 32;
   chosen.clear();
   if (k <= 0) return;
-  if (k >= n) {
-    for (Index i = 0; i < n; ++i) chosen.push_back(i);
-    return;
+  const Index blocks = n / block;  // whole blocks; the tail is always scanned
+  thread_local std::vector<Scalar> maxima, ranked;
+  maxima.resize(static_cast<std::size_t>(blocks));
+  ranked.clear();
+  for (Index j = 0; j < blocks; ++j) {
+    // NaN-propagating, so a NaN block is flagged rather than reporting a
+    // maximum below that of its other entries.
+    const Scalar m = Eigen::Map<const Eigen::Array<Scalar, block, 1>>(values + j * block)
+                         .template maxCoeff<Eigen::PropagateNaN>();
+    maxima[static_cast<std::size_t>(j)] = m;
+    if (!std::isnan(m)) ranked.push_back(m);
   }
-  // a beats b: a larger value, or the same value at a lower position. As the
-  // heap's order this puts the weakest kept entry at the front.
-  const auto beats = [values](Index a, Index b) { return values[a] > values[b] || (values[a] == values[b] && a < b); };
-  for (Index i = 0; i < k; ++i) chosen.push_back(i);
-  std::make_heap(chosen.begin(), chosen.end(), beats);
-  Scalar weakest = values[chosen.front()];
-  for (Index i = k; i < n; ++i) {
-    // Later positions lose ties, so only a strictly larger value gets in.
-    if (!(values[i] > weakest)) continue;
-    std::pop_heap(chosen.begin(), chosen.end(), beats);
-    chosen.back() = i;
-    std::push_heap(chosen.begin(), chosen.end(), beats);
-    weakest = values[chosen.front()];
+  Scalar threshold = -std::numeric_limits<Scalar>::infinity();
+  if (static_cast<Index>(ranked.size()) >= k) {
+    std::nth_element(ranked.begin(), ranked.begin() + (k - 1), ranked.end(), std::greater<Scalar>());
+    threshold = ranked[static_cast<std::size_t>(k - 1)];
   }
-  std::sort(chosen.begin(), chosen.end());
+  const auto scan = [&](Index begin, Index end) {
+    for (Index i = begin; i < end; ++i)
+      if (values[i] >= threshold) chosen.push_back(i);
+  };
+  for (Index j = 0; j < blocks; ++j) {
+    const Scalar m = maxima[static_cast<std::size_t>(j)];
+    if (m >= threshold || std::isnan(m)) scan(j * block, (j + 1) * block);
+  }
+  scan(blocks * block, n);
+  if (static_cast<Index>(chosen.size()) > k) {
+    // a beats b: a larger value, or the same value at a lower position.
+    const auto beats = [values](Index a, Index b) { return values[a] > values[b] || (values[a] == values[b] && a < b); };
+    std::nth_element(chosen.begin(), chosen.begin() + (k - 1), chosen.end(), beats);
+    chosen.resize(static_cast<std::size_t>(k));
+    std::sort(chosen.begin(), chosen.end());
+  }
 }
 
 inline void check_k(Index k, Index dict_size, const char* where) {
