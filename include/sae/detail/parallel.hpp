@@ -7,6 +7,8 @@
 // in a fixed order, so results do not depend on the number of threads.
 #pragma once
 
+#include <algorithm>
+
 #include "../config.hpp"
 
 #if defined(_OPENMP)
@@ -26,6 +28,44 @@ namespace detail {
 inline constexpr Index parallel_work_threshold = Index(1) << 16;
 
 inline bool worth_parallel(Index work) { return work >= parallel_work_threshold; }
+
+/// The start of thread `thread`'s share of `n` columns split `threads` ways,
+/// on 16-column boundaries (whole cache lines of floats).
+inline Index column_share_start(Index n, int threads, int thread) {
+  if (thread >= threads) return n;
+  return std::min(n, (n * thread / threads) / 16 * 16);
+}
+
+/// Calls slice(begin, end) once per thread with that thread's share of the
+/// columns [0, cols): for loops that walk every row of a row-major batch and
+/// accumulate per column, so each column's sum keeps its row order whatever
+/// the thread count. `work` decides whether threads are worth starting.
+template <typename Slice>
+void for_column_slices(Index cols, Index work, Slice&& slice) {
+  const bool threaded = worth_parallel(work);
+  SAE_OMP(parallel if (threaded))
+  {
+    int threads = 1, thread = 0;
+#if defined(_OPENMP)
+    threads = omp_get_num_threads();
+    thread = omp_get_thread_num();
+#else
+    (void)threaded;
+#endif
+    slice(column_share_start(cols, threads, thread), column_share_start(cols, threads, thread + 1));
+  }
+}
+
+/// sums = the column sums of a row-major batch, each thread summing its slice
+/// of the columns down the rows (Eigen's colwise().sum() walks a row-major
+/// batch column by column, a strided read).
+template <typename Batch, typename Sums>
+void column_sums(const Batch& batch, Sums& sums) {
+  sums.setZero(batch.cols());
+  for_column_slices(batch.cols(), batch.size(), [&](Index begin, Index end) {
+    for (Index b = 0; b < batch.rows(); ++b) sums.segment(begin, end - begin) += batch.row(b).segment(begin, end - begin).transpose();
+  });
+}
 
 }  // namespace detail
 }  // namespace sae

@@ -79,10 +79,18 @@ struct SparseCodes {
   /// caller can look at the density first.
   template <typename Derived>
   Index count_from_dense(const Eigen::MatrixBase<Derived>& codes) {
-    reset(codes.rows(), codes.cols());
+    return count_rows(codes.rows(), codes.cols(), [&](Index b) { return (codes.row(b).array() > 0).count(); });
+  }
+
+  /// The same with each row's count given by count_row(b), called once per
+  /// row (in parallel under OpenMP): for a caller that counts while it makes
+  /// the row.
+  template <typename CountRow>
+  Index count_rows(Index rows_, Index cols_, CountRow&& count_row) {
+    reset(rows_, cols_);
     row_start.resize(static_cast<std::size_t>(rows) + 1);
     SAE_OMP(parallel for schedule(static) if (detail::worth_parallel(rows * cols)))
-    for (Index b = 0; b < rows; ++b) row_start[static_cast<std::size_t>(b) + 1] = (codes.row(b).array() > 0).count();
+    for (Index b = 0; b < rows; ++b) row_start[static_cast<std::size_t>(b) + 1] = count_row(b);
     for (Index b = 0; b < rows; ++b) row_start[static_cast<std::size_t>(b) + 1] += row_start[static_cast<std::size_t>(b)];
     return row_start.back();
   }
@@ -138,13 +146,6 @@ inline bool use_sparse_kernels(Kernels kernels, double density) {
   return kernels == Kernels::Sparse || (kernels == Kernels::Automatic && density <= automatic_sparse_density);
 }
 
-/// The start of thread `thread`'s share of `n` columns split `threads` ways,
-/// on 16-column boundaries (whole cache lines of floats).
-inline Index column_share_start(Index n, int threads, int thread) {
-  if (thread >= threads) return n;
-  return std::min(n, (n * thread / threads) / 16 * 16);
-}
-
 /// out = codes · W_dec (without b_dec). Latent by latent, so each active
 /// decoder row is read from memory once (reading them token by token gathers
 /// k rows of a matrix far larger than the cache per token); under OpenMP each
@@ -152,22 +153,15 @@ inline Index column_share_start(Index n, int threads, int thread) {
 template <typename Scalar, typename DecoderWeights, typename Out>
 void sparse_decode(const SparseCodes<Scalar>& codes, const DecoderWeights& W_dec, Out& out) {
   out.resize(codes.rows, W_dec.cols());
-  SAE_OMP(parallel if (worth_parallel(codes.nonzeros() * W_dec.cols())))
-  {
-    int threads = 1, thread = 0;
-#if defined(_OPENMP)
-    threads = omp_get_num_threads();
-    thread = omp_get_thread_num();
-#endif
-    const Index begin = column_share_start(W_dec.cols(), threads, thread);
-    const Index width = column_share_start(W_dec.cols(), threads, thread + 1) - begin;
+  for_column_slices(W_dec.cols(), codes.nonzeros() * W_dec.cols(), [&](Index begin, Index end) {
+    const Index width = end - begin;
     for (Index b = 0; b < codes.rows; ++b) out.row(b).segment(begin, width).setZero();
     for (Index f = 0; f < codes.cols; ++f) {
       const auto w = W_dec.row(f).segment(begin, width);
       for (Index p = codes.latent_start[f]; p < codes.latent_start[f + 1]; ++p)
         out.row(codes.by_latent_row[p]).segment(begin, width).noalias() += codes.value[codes.by_latent_entry[p]] * w;
     }
-  }
+  });
 }
 
 /// The decoder side of the backward pass, given G = ∂L/∂(codes · W_dec) (B x D):

@@ -50,6 +50,7 @@
 #include "../config.hpp"
 #include "../core/gated.hpp"
 #include "../core/sparse_autoencoder.hpp"
+#include "../detail/parallel.hpp"
 #include "l1_objective.hpp"
 #include "loss_report.hpp"
 #include "objective.hpp"
@@ -199,7 +200,7 @@ struct GatedObjective {
       ws.decoder_norms.resize(dict);
       ws.decoder_norms.noalias() = p.W_dec.rowwise().norm();
       ws.code_sums.resize(dict);
-      ws.code_sums.noalias() = ws.code_gradient.colwise().sum().transpose();
+      detail::column_sums(ws.code_gradient, ws.code_sums);
       r.l1 = static_cast<double>(ws.code_sums.dot(ws.decoder_norms)) / b;
     } else {
       r.l1 = static_cast<double>(ws.code_gradient.sum()) / b;

@@ -14,6 +14,7 @@
 #include <string>
 
 #include "../config.hpp"
+#include "../detail/parallel.hpp"
 #include "../detail/shape_check.hpp"
 #include "../detail/sparse_codes.hpp"
 #include "workspace.hpp"
@@ -54,7 +55,7 @@ template <typename Model, typename DerivedX, typename Grads, typename Scalar>
 void dense_encoder_gradient(const Model& model, const Eigen::MatrixBase<DerivedX>& X, const Batch<Scalar>& G_H,
                             Grads& grads, LossWorkspace<Scalar>& ws) {
   grads.W_enc.noalias() = X.derived().transpose() * G_H;
-  ws.latent_sums.noalias() = G_H.colwise().sum().transpose();
+  column_sums(G_H, ws.latent_sums);
   add_input_centering_gradient(model, ws.latent_sums, grads);
 }
 

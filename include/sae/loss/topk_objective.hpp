@@ -141,15 +141,21 @@ struct TopKObjective {
     const auto& p = model.params();
     const Index batch = X.rows(), dict = model.dict_size();
 
-    // P = A W_enc + b_enc, then the kept entries (through the ReLU).
-    model.encoder_product(X, ws.codes);
-    if constexpr (std::is_same<Activation, TopK>::value) {
-      select_per_token(ws.codes, p.b_enc, model.activation().k, ws);
-    } else {
-      SAE_OMP(parallel for schedule(static) if (detail::worth_parallel(ws.codes.size())))
-      for (Index b = 0; b < batch; ++b) ws.codes.row(b) += p.b_enc.transpose();
+    // P = A W_enc + b_enc = X W_enc + 1 cᵀ with c = b_enc − W_encᵀ b_dec when
+    // the model centres its input (b_dec's path through A folded into the
+    // bias). The rows start as c and the GEMM adds into them, so the B x F
+    // product is written once (Eigen would zero it first) and read once more,
+    // a row at a time, to select the kept entries (through the ReLU).
+    ws.encoder_bias = p.b_enc;
+    if (model.apply_b_dec_to_input()) ws.encoder_bias.noalias() -= p.W_enc.transpose() * p.b_dec;
+    ws.codes.resize(batch, dict);
+    SAE_OMP(parallel for schedule(static) if (detail::worth_parallel(ws.codes.size())))
+    for (Index b = 0; b < batch; ++b) ws.codes.row(b) = ws.encoder_bias.transpose();
+    ws.codes.noalias() += X.derived() * p.W_enc;
+    if constexpr (std::is_same<Activation, TopK>::value)
+      select_per_token(ws.codes, model.activation().k, ws);
+    else
       select_over_batch(ws.codes, model.activation().k * batch, ws);
-    }
     select_auxiliary(model, ws);
     ws.active.index_by_latent();
     ws.auxiliary.index_by_latent();
@@ -186,15 +192,12 @@ struct TopKObjective {
       r.auxiliary = static_cast<double>(ws.auxiliary_error.squaredNorm()) / b;
     }
     r.loss = r.l2 + aux_weight(model) * r.auxiliary;
-    (void)dict;
     return r;
   }
 
-  // P = H + b_enc in place, and the k largest of each row of P, kept where
-  // positive: each row gets its bias and is selected while in cache. Rows are
-  // selected in parallel into k slots each, then packed.
-  template <typename Bias>
-  static void select_per_token(Batch<Scalar>& P, const Bias& b_enc, Index k, LossWorkspace<Scalar>& ws) {
+  // The k largest of each row of P, kept where positive. Rows are selected in
+  // parallel into k slots each, then packed.
+  static void select_per_token(const Batch<Scalar>& P, Index k, LossWorkspace<Scalar>& ws) {
     SparseCodes<Scalar>& active = ws.active;
     const Index rows = P.rows();
     k = std::min(k, P.cols());
@@ -206,7 +209,6 @@ struct TopKObjective {
     SAE_OMP(parallel for schedule(static) if (detail::worth_parallel(P.size())))
     for (Index b = 0; b < rows; ++b) {
       thread_local std::vector<Index> chosen;
-      P.row(b) += b_enc.transpose();
       detail::select_top_k(P.row(b).data(), P.cols(), k, chosen);
       Index kept = 0;
       for (Index f : chosen)

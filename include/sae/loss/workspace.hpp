@@ -25,7 +25,9 @@ struct LossWorkspace {
   Batch<Scalar> pre_activations; ///< B x F: pre-activations the backward pass needs (JumpReLU, Gated)
   LatentVector decoder_norms;    ///< F: ‖W_dec,f‖ (norm-weighted penalties)
   LatentVector code_sums;        ///< F: Σ_b f_bf (norm-weighted penalties)
+  LatentVector row_sums;         ///< B: Σ_f f_bf (the L1 term)
   LatentVector latent_sums;      ///< F: Σ_b of the gradient wrt the encoder product
+  LatentVector encoder_bias;     ///< F: b_enc − W_encᵀ b_dec, the pre-activations' bias as a map of X (TopK)
   LatentVector magnitude_scale;  ///< F: exp(r_mag) (Gated)
 
   // Sparse kernels (ReLU, TopK, BatchTopK): the active codes, the auxiliary (AuxK)
