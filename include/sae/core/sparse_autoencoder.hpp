@@ -127,7 +127,7 @@ class SparseAutoEncoder {
     if constexpr (is_single<Derived, D>) {
       check_vector<Derived, D>(x, input_dim(), "sae::SparseAutoEncoder::encode", "activation");
       CodeVector codes = params_.W_enc.transpose() * x.derived();
-      if (apply_b_dec_to_input_) subtract_decoder_bias_product(codes.transpose());
+      if (apply_b_dec_to_input_) codes.noalias() -= params_.W_enc.transpose() * params_.b_dec;
       Eigen::Map<Batch<Scalar, F>> row(codes.data(), 1, dict_size());
       activation_.encode_in_place(params_, row);
       return codes;
@@ -143,9 +143,7 @@ class SparseAutoEncoder {
   template <typename Derived>
   void encode(const Eigen::MatrixBase<Derived>& X, CodeBatch& codes) const {
     check_batch<Derived, D>(X, input_dim(), "sae::SparseAutoEncoder::encode", "input batch");
-    codes.resize(X.rows(), dict_size());
-    codes.noalias() = X.derived() * params_.W_enc;
-    if (apply_b_dec_to_input_) subtract_decoder_bias_product(codes);
+    encoder_product(X, codes);
     activation_.encode_in_place(params_, codes);
   }
 
@@ -155,9 +153,19 @@ class SparseAutoEncoder {
   template <typename Derived, typename Out>
   void encoder_product(const Eigen::MatrixBase<Derived>& X, Out& H) const {
     check_batch<Derived, D>(X, input_dim(), "sae::SparseAutoEncoder::encoder_product", "input batch");
+    // The rows start as −b_decᵀ W_enc (b_dec's path through A) or 0 and the
+    // GEMM adds X W_enc into them: with `=` Eigen would first zero the B x F
+    // result on one thread, and the centring would be another pass over it.
+    // The start row is per thread and keeps its size: warm calls allocate
+    // nothing.
+    thread_local Eigen::Matrix<Scalar, 1, Eigen::Dynamic> start;
+    start.setZero(dict_size());
+    if (apply_b_dec_to_input_) start.noalias() -= params_.b_dec.transpose() * params_.W_enc;
+    const auto& first = start;  // the calling thread's, shared with the loop's threads
     H.resize(X.rows(), dict_size());
-    H.noalias() = X.derived() * params_.W_enc;
-    if (apply_b_dec_to_input_) subtract_decoder_bias_product(H);
+    SAE_OMP(parallel for schedule(static) if (detail::worth_parallel(H.size())))
+    for (Index b = 0; b < H.rows(); ++b) H.row(b) = first;
+    H.noalias() += X.derived() * params_.W_enc;
   }
 
   // ---- decode -------------------------------------------------------------
@@ -218,25 +226,6 @@ class SparseAutoEncoder {
                   "sae: the vector's compile-time length differs from the model's size "
                   "(D for encode, F for decode)");
     detail::require_size(x.rows(), width, where, what, "entries");
-  }
-
-  // H −= 1 (b_decᵀ W_enc), one dot product per latent: (X − b_dec) W_enc
-  // without a B x D copy of X and without a temporary.
-  template <typename Derived>
-  void subtract_decoder_bias_product(Eigen::MatrixBase<Derived>&& H) const {
-    subtract_decoder_bias_product(H);
-  }
-  // H −= 1 (b_decᵀ W_enc): the product once, then row by row (a batch's rows
-  // are contiguous). The product's buffer is per thread and keeps its size,
-  // so warm calls allocate nothing.
-  template <typename Derived>
-  void subtract_decoder_bias_product(Eigen::MatrixBase<Derived>& H) const {
-    thread_local Eigen::Matrix<Scalar, 1, Eigen::Dynamic> buffer;
-    buffer.resize(dict_size());
-    buffer.noalias() = params_.b_dec.transpose() * params_.W_enc;
-    const auto& product = buffer;  // the calling thread's, shared with the loop's threads
-    SAE_OMP(parallel for schedule(static) if (detail::worth_parallel(H.size())))
-    for (Index b = 0; b < H.rows(); ++b) H.row(b) -= product;
   }
 
   void adopt_activation() {

@@ -189,25 +189,29 @@ void sparse_decoder_backward(const SparseCodes<Scalar>& codes, const Eigen::Matr
   }
 }
 
-/// grad_W_enc = Xᵀ G_P and latent_sums = Σ_b G_P (or += with `accumulate`),
+/// grad_W_enc = Aᵀ G_P and latent_sums = Σ_b G_P (or += with `accumulate`),
 /// where G_P is nonzero only at the entries of `pattern` (its values are
-/// `gradient`): each latent's encoder column is a sum of the input rows where
-/// it is active. Needs pattern.index_by_latent().
+/// `gradient`) and A = X − 1 shiftᵀ (shift = b_dec for a model that centres
+/// its input, else nullptr: A = X). Each latent's encoder column is a sum of
+/// the input rows where it is active, less shift times the column's sum, all
+/// while the column is in cache. Needs pattern.index_by_latent().
 template <typename Scalar, typename DerivedX, typename GradW, typename Sums>
 void sparse_encoder_gradient(const SparseCodes<Scalar>& pattern, const std::vector<Scalar>& gradient,
-                             const Eigen::MatrixBase<DerivedX>& X, GradW& grad_W_enc, Sums& latent_sums,
-                             bool accumulate) {
+                             const Eigen::MatrixBase<DerivedX>& X, const Scalar* shift, GradW& grad_W_enc,
+                             Sums& latent_sums, bool accumulate) {
+  const Eigen::Map<const Eigen::Matrix<Scalar, Eigen::Dynamic, 1>> shift_vector(shift, shift ? X.cols() : 0);
   SAE_OMP(parallel for schedule(dynamic, 64) if (worth_parallel(pattern.nonzeros() * X.cols())))
   for (Index f = 0; f < pattern.cols; ++f) {
     auto column = grad_W_enc.col(f);
-    Scalar sum = accumulate ? latent_sums(f) : Scalar(0);
     if (!accumulate) column.setZero();
+    Scalar sum = 0;
     for (Index p = pattern.latent_start[f]; p < pattern.latent_start[f + 1]; ++p) {
       const Scalar g = gradient[pattern.by_latent_entry[p]];
       column.noalias() += g * X.row(pattern.by_latent_row[p]).transpose();
       sum += g;
     }
-    latent_sums(f) = sum;
+    if (shift && sum != Scalar(0)) column.noalias() -= sum * shift_vector;
+    latent_sums(f) = accumulate ? latent_sums(f) + sum : sum;
   }
 }
 

@@ -101,8 +101,10 @@ struct L1Objective {
     grads.b_dec.noalias() = ws.error.colwise().sum().transpose();
     if (ws.sparse_step) {
       sparse_gradient(model, X, l1_slope, grads, ws);
+      detail::add_decoder_bias_centering_gradient(model, ws.latent_sums, grads);
     } else {
       dense_gradient(model, X, l1_slope, grads, ws);
+      detail::add_input_centering_gradient(model, ws.latent_sums, grads);
     }
     // The penalty's own pull on each decoder row: λ' (Σ_b f_bf) W_dec,f / n_f.
     if (weighting == L1Weighting::DecoderNorm)
@@ -110,7 +112,6 @@ struct L1Objective {
         const Scalar norm = ws.decoder_norms(f);
         if (norm > Scalar(0)) grads.W_dec.row(f) += (l1_slope * ws.code_sums(f) / norm) * p.W_dec.row(f);
       }
-    detail::add_input_centering_gradient(model, ws.latent_sums, grads);
     grads.b_enc = ws.latent_sums;
     return report;
   }
@@ -173,7 +174,8 @@ struct L1Objective {
     detail::sparse_decoder_backward(ws.active, ws.error, p.W_dec, grads.W_dec, ws.active_gradient, /*accumulate=*/false);
     for (std::size_t j = 0; j < ws.active_gradient.size(); ++j)
       ws.active_gradient[j] += code_slope(l1_slope, ws, ws.active.latent[j]);
-    detail::sparse_encoder_gradient(ws.active, ws.active_gradient, X, grads.W_enc, ws.latent_sums, false);
+    detail::sparse_encoder_gradient(ws.active, ws.active_gradient, X, detail::encoder_input_shift(model), grads.W_enc,
+                                    ws.latent_sums, false);
   }
 
   // Codes into ws.codes, x̂ − x into ws.error, and the loss parts.
@@ -187,17 +189,10 @@ struct L1Objective {
 
     const auto& p = model.params();
     const Index batch = X.rows(), dict = model.dict_size();
-    // P = A W_enc + b_enc = X W_enc + 1 cᵀ with c = b_enc − W_encᵀ b_dec when
-    // the model centres its input. The rows start as c and the GEMM adds into
-    // them (Eigen would zero the B x F result first); then one pass per row
-    // applies the ReLU (ReLU::encode_in_place's rule, output > 0 is the mask)
-    // and counts and sums the codes while the row is in cache.
-    ws.encoder_bias = p.b_enc;
-    if (model.apply_b_dec_to_input()) ws.encoder_bias.noalias() -= p.W_enc.transpose() * p.b_dec;
-    ws.codes.resize(batch, dict);
-    SAE_OMP(parallel for schedule(static) if (detail::worth_parallel(ws.codes.size())))
-    for (Index b = 0; b < batch; ++b) ws.codes.row(b) = ws.encoder_bias.transpose();
-    ws.codes.noalias() += X.derived() * p.W_enc;
+    // The pre-activations, then one pass per row applies the ReLU
+    // (ReLU::encode_in_place's rule: output > 0 is the mask) and counts and
+    // sums the codes while the row is in cache.
+    detail::pre_activations(model, X, ws);
     ws.row_sums.resize(batch);
     const Index nonzeros = ws.active.count_rows(batch, dict, [&](Index b) {
       auto row = ws.codes.row(b);

@@ -38,15 +38,45 @@ void size_gradients(const Model& model, Grads& grads) {
   if (!grads.same_shapes(model.params())) grads.resize_like(model.params());
 }
 
-/// b_dec's path through A = X − b_dec: ∇W_enc −= b_dec sᵀ, ∇b_dec −= W_enc s,
-/// for s = Σ_b G_H in `latent_sums`.
+/// b_dec's path through A = X − b_dec into ∇b_dec only: ∇b_dec −= W_enc s,
+/// for s = Σ_b G_H. The sparse kernels make the ∇W_enc part column by column
+/// (sparse_encoder_gradient's shift).
+template <typename Model, typename Grads, typename Sums>
+void add_decoder_bias_centering_gradient(const Model& model, const Sums& latent_sums, Grads& grads) {
+  if (model.apply_b_dec_to_input()) grads.b_dec.noalias() -= model.params().W_enc * latent_sums;
+}
+
+/// b_dec's path through A = X − b_dec, whole: ∇W_enc −= b_dec sᵀ and
+/// ∇b_dec −= W_enc s, for s = Σ_b G_H in `latent_sums`.
 template <typename Model, typename Grads, typename Sums>
 void add_input_centering_gradient(const Model& model, const Sums& latent_sums, Grads& grads) {
   if (!model.apply_b_dec_to_input()) return;
-  const auto& p = model.params();
   // A rank-one update and a matrix-vector product: one pass over each matrix.
-  grads.W_enc.noalias() -= p.b_dec * latent_sums.transpose();
-  grads.b_dec.noalias() -= p.W_enc * latent_sums;
+  grads.W_enc.noalias() -= model.params().b_dec * latent_sums.transpose();
+  add_decoder_bias_centering_gradient(model, latent_sums, grads);
+}
+
+/// The shift sparse_encoder_gradient subtracts from the input rows: b_dec
+/// when the model centres its input, else none.
+template <typename Model>
+const typename Model::Scalar* encoder_input_shift(const Model& model) {
+  return model.apply_b_dec_to_input() ? model.params().b_dec.data() : nullptr;
+}
+
+/// P = A W_enc + 1 b_encᵀ, the pre-activations, into ws.codes: that is
+/// X W_enc + 1 cᵀ with c = b_enc − W_encᵀ b_dec (b_dec's path through A
+/// folded into the bias, kept in ws.encoder_bias). The rows start as c and the
+/// GEMM adds into them, so the B x F result is written once (with `=` Eigen
+/// would zero it on one thread first) and no pass adds the biases after.
+template <typename Model, typename DerivedX, typename Scalar>
+void pre_activations(const Model& model, const Eigen::MatrixBase<DerivedX>& X, LossWorkspace<Scalar>& ws) {
+  const auto& p = model.params();
+  ws.encoder_bias = p.b_enc;
+  if (model.apply_b_dec_to_input()) ws.encoder_bias.noalias() -= p.W_enc.transpose() * p.b_dec;
+  ws.codes.resize(X.rows(), model.dict_size());
+  SAE_OMP(parallel for schedule(static) if (worth_parallel(ws.codes.size())))
+  for (Index b = 0; b < X.rows(); ++b) ws.codes.row(b) = ws.encoder_bias.transpose();
+  ws.codes.noalias() += X.derived() * p.W_enc;
 }
 
 /// ∇W_enc from a dense G_H (B x F): Xᵀ G_H, plus the centring correction.

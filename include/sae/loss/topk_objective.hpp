@@ -88,13 +88,15 @@ struct TopKObjective {
     if (ws.sparse_step) {
       ws.latent_sums.resize(model.dict_size());
       detail::sparse_decoder_backward(ws.active, ws.error, p.W_dec, grads.W_dec, ws.active_gradient, /*accumulate=*/false);
-      detail::sparse_encoder_gradient(ws.active, ws.active_gradient, X, grads.W_enc, ws.latent_sums, false);
+      const Scalar* shift = detail::encoder_input_shift(model);
+      detail::sparse_encoder_gradient(ws.active, ws.active_gradient, X, shift, grads.W_enc, ws.latent_sums, false);
       if (with_aux) {
         detail::sparse_decoder_backward(ws.auxiliary, ws.auxiliary_error, p.W_dec, grads.W_dec, ws.auxiliary_gradient,
                                         /*accumulate=*/true);
-        detail::sparse_encoder_gradient(ws.auxiliary, ws.auxiliary_gradient, X, grads.W_enc, ws.latent_sums, true);
+        detail::sparse_encoder_gradient(ws.auxiliary, ws.auxiliary_gradient, X, shift, grads.W_enc, ws.latent_sums,
+                                        true);
       }
-      detail::add_input_centering_gradient(model, ws.latent_sums, grads);
+      detail::add_decoder_bias_centering_gradient(model, ws.latent_sums, grads);
     } else {
       grads.W_dec.noalias() = ws.codes.transpose() * ws.error;
       ws.code_gradient.resize(batch, model.dict_size());
@@ -139,19 +141,10 @@ struct TopKObjective {
     if (!(aux_k_coefficient >= 0.0) || !std::isfinite(aux_k_coefficient))
       throw std::invalid_argument(std::string(where) + ": aux_k_coefficient must be finite and >= 0");
     const auto& p = model.params();
-    const Index batch = X.rows(), dict = model.dict_size();
+    const Index batch = X.rows();
 
-    // P = A W_enc + b_enc = X W_enc + 1 cᵀ with c = b_enc − W_encᵀ b_dec when
-    // the model centres its input (b_dec's path through A folded into the
-    // bias). The rows start as c and the GEMM adds into them, so the B x F
-    // product is written once (Eigen would zero it first) and read once more,
-    // a row at a time, to select the kept entries (through the ReLU).
-    ws.encoder_bias = p.b_enc;
-    if (model.apply_b_dec_to_input()) ws.encoder_bias.noalias() -= p.W_enc.transpose() * p.b_dec;
-    ws.codes.resize(batch, dict);
-    SAE_OMP(parallel for schedule(static) if (detail::worth_parallel(ws.codes.size())))
-    for (Index b = 0; b < batch; ++b) ws.codes.row(b) = ws.encoder_bias.transpose();
-    ws.codes.noalias() += X.derived() * p.W_enc;
+    // The pre-activations, then the kept entries (through the ReLU), a row at a time.
+    detail::pre_activations(model, X, ws);
     if constexpr (std::is_same<Activation, TopK>::value)
       select_per_token(ws.codes, model.activation().k, ws);
     else
