@@ -177,9 +177,38 @@ TEST_CASE("A training step gives the same numbers on 1 and 2 threads", "[sparse-
   CHECK(a.second.b_enc == b.second.b_enc);
   CHECK(a.second.b_dec == b.second.b_dec);
 
+  // The dense path's GEMMs are Eigen's, whose blocking depends on the thread
+  // count, so its step agrees to rounding only; sae's own column-slice loops
+  // (the ReLU mask with b_enc's gradient, the penalty's column sums) are
+  // exact, checked through column_sums below.
+  sae::L1Objective<double> relu_dense{1e-3, sae::L1Reduction::MeanOverBatch, sae::L1Weighting::DecoderNorm};
+  relu_dense.kernels = sae::Kernels::Dense;
+  ReLUModel centred = model_with_density(32, 2048, 0.3, 74);
+  centred.apply_b_dec_to_input() = true;
+  centred.params().b_dec.setConstant(0.25);
+  const auto e = step(1, centred, relu_dense), f = step(2, centred, relu_dense);
+  CHECK(e.first == Approx(f.first).epsilon(1e-12));
+  CHECK((e.second.W_enc - f.second.W_enc).cwiseAbs().maxCoeff() < 1e-12);
+  CHECK((e.second.W_dec - f.second.W_dec).cwiseAbs().maxCoeff() < 1e-12);
+  CHECK((e.second.b_enc - f.second.b_enc).cwiseAbs().maxCoeff() < 1e-12);
+  CHECK((e.second.b_dec - f.second.b_dec).cwiseAbs().maxCoeff() < 1e-12);
+  const auto codes = sae_test::normal_batch(300, 4000, 75);
+  const auto sums = [&](int threads) {
+    const int saved = omp_get_max_threads();
+    omp_set_num_threads(threads);
+    Eigen::VectorXd out;
+    sae::detail::column_sums(codes, out);
+    omp_set_num_threads(saved);
+    return out;
+  };
+  const Eigen::VectorXd one = sums(1), two = sums(2);
+  CHECK(one == two);
+  CHECK((one - codes.colwise().sum().transpose()).cwiseAbs().maxCoeff() < 1e-9);
+
+  // A third of the latents dead: AuxK's per-token selection runs in parallel too.
   const TopKModel topk(32, 2048, sae::TopK{8}, sae::Init::Tied, 73);
   sae::TopKObjective<double> topk_objective;
-  topk_objective.dead_latents = {3, 5, 700, 1500};
+  for (Index latent = 0; latent < 2048; latent += 3) topk_objective.dead_latents.push_back(latent);
   const auto c = step(1, topk, topk_objective), d = step(2, topk, topk_objective);
   CHECK(c.first == d.first);
   CHECK(c.second.W_enc == d.second.W_enc);

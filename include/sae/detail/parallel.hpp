@@ -63,7 +63,8 @@ template <typename Batch, typename Sums>
 void column_sums(const Batch& batch, Sums& sums) {
   sums.setZero(batch.cols());
   for_column_slices(batch.cols(), batch.size(), [&](Index begin, Index end) {
-    for (Index b = 0; b < batch.rows(); ++b) sums.segment(begin, end - begin) += batch.row(b).segment(begin, end - begin).transpose();
+    for (Index b = 0; b < batch.rows(); ++b)
+      sums.segment(begin, end - begin) += batch.row(b).segment(begin, end - begin).transpose();
   });
 }
 

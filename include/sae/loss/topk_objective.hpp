@@ -188,43 +188,52 @@ struct TopKObjective {
     return r;
   }
 
-  // The k largest of each row of P, kept where positive. Rows are selected in
-  // parallel into k slots each, then packed.
+  // The k largest of each row of P, kept where positive.
   static void select_per_token(const Batch<Scalar>& P, Index k, LossWorkspace<Scalar>& ws) {
-    SparseCodes<Scalar>& active = ws.active;
-    const Index rows = P.rows();
     k = std::min(k, P.cols());
-    active.rows = rows;
-    active.cols = P.cols();
-    active.row_start.resize(static_cast<std::size_t>(rows) + 1);
-    active.latent.resize(static_cast<std::size_t>(rows * k));
-    active.value.resize(static_cast<std::size_t>(rows * k));
-    SAE_OMP(parallel for schedule(static) if (detail::worth_parallel(P.size())))
-    for (Index b = 0; b < rows; ++b) {
+    select_rows(P.rows(), P.cols(), k, P.size(), ws.active, [&](Index b, Index* latent, Scalar* value) {
       thread_local std::vector<Index> chosen;
       detail::select_top_k(P.row(b).data(), P.cols(), k, chosen);
       Index kept = 0;
       for (Index f : chosen)
         if (P(b, f) > Scalar(0)) {
-          active.latent[static_cast<std::size_t>(b * k + kept)] = f;
-          active.value[static_cast<std::size_t>(b * k + kept)] = P(b, f);
+          latent[kept] = f;
+          value[kept] = P(b, f);
           ++kept;
         }
-      active.row_start[static_cast<std::size_t>(b) + 1] = kept;
-    }
-    // Pack: row b's entries move from b·k down to the running total.
-    active.row_start[0] = 0;
+      return kept;
+    });
+  }
+
+  // Fills `codes` (rows x cols) row by row: select_row(b, latent, value)
+  // writes at most `width` entries of row b and returns how many. Rows are
+  // selected in parallel into `width` slots each, then packed in row order,
+  // so the result is the same for any thread count.
+  template <typename SelectRow>
+  static void select_rows(Index rows, Index cols, Index width, [[maybe_unused]] Index work,
+                          SparseCodes<Scalar>& codes, SelectRow&& select_row) {
+    codes.rows = rows;
+    codes.cols = cols;
+    codes.row_start.resize(static_cast<std::size_t>(rows) + 1);
+    codes.latent.resize(static_cast<std::size_t>(rows * width));
+    codes.value.resize(static_cast<std::size_t>(rows * width));
+    SAE_OMP(parallel for schedule(static) if (detail::worth_parallel(work)))
+    for (Index b = 0; b < rows; ++b)
+      codes.row_start[static_cast<std::size_t>(b) + 1] =
+          select_row(b, codes.latent.data() + b * width, codes.value.data() + b * width);
+    // Pack: row b's entries move from b·width down to the running total.
+    codes.row_start[0] = 0;
     for (Index b = 0; b < rows; ++b) {
-      const Index from = b * k, to = active.row_start[static_cast<std::size_t>(b)];
-      const Index count = active.row_start[static_cast<std::size_t>(b) + 1];
+      const Index from = b * width, to = codes.row_start[static_cast<std::size_t>(b)];
+      const Index count = codes.row_start[static_cast<std::size_t>(b) + 1];
       for (Index j = 0; j < count && from != to; ++j) {
-        active.latent[static_cast<std::size_t>(to + j)] = active.latent[static_cast<std::size_t>(from + j)];
-        active.value[static_cast<std::size_t>(to + j)] = active.value[static_cast<std::size_t>(from + j)];
+        codes.latent[static_cast<std::size_t>(to + j)] = codes.latent[static_cast<std::size_t>(from + j)];
+        codes.value[static_cast<std::size_t>(to + j)] = codes.value[static_cast<std::size_t>(from + j)];
       }
-      active.row_start[static_cast<std::size_t>(b) + 1] = to + count;
+      codes.row_start[static_cast<std::size_t>(b) + 1] = to + count;
     }
-    active.latent.resize(static_cast<std::size_t>(active.row_start.back()));
-    active.value.resize(static_cast<std::size_t>(active.row_start.back()));
+    codes.latent.resize(static_cast<std::size_t>(codes.row_start.back()));
+    codes.value.resize(static_cast<std::size_t>(codes.row_start.back()));
   }
 
   // The `kept` largest positive entries of the whole batch (BatchTopK).
@@ -273,17 +282,23 @@ struct TopKObjective {
         throw std::invalid_argument("sae::TopKObjective: dead latent " + std::to_string(f) + " is out of range [0, " +
                                     std::to_string(model.dict_size()) + ")");
     const Index k = std::min(effective_aux_k(model), dead);
-    thread_local std::vector<Scalar> dead_values;
-    dead_values.resize(static_cast<std::size_t>(dead));
-    for (Index b = 0; b < P.rows(); ++b) {
+    select_rows(P.rows(), P.cols(), k, P.rows() * dead, ws.auxiliary, [&](Index b, Index* latent, Scalar* value) {
+      thread_local std::vector<Scalar> dead_values;
+      thread_local std::vector<Index> chosen;
+      dead_values.resize(static_cast<std::size_t>(dead));
       for (Index j = 0; j < dead; ++j) dead_values[static_cast<std::size_t>(j)] = P(b, dead_latents[j]);
-      detail::select_top_k(dead_values.data(), dead, k, ws.selected);
-      for (Index j : ws.selected) {
+      detail::select_top_k(dead_values.data(), dead, k, chosen);
+      Index kept = 0;
+      for (Index j : chosen) {
         const Scalar v = dead_values[static_cast<std::size_t>(j)];
-        if (v > Scalar(0)) ws.auxiliary.push(dead_latents[j], v);
+        if (v > Scalar(0)) {
+          latent[kept] = dead_latents[j];
+          value[kept] = v;
+          ++kept;
+        }
       }
-      ws.auxiliary.end_row();
-    }
+      return kept;
+    });
   }
 };
 

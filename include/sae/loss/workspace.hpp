@@ -38,7 +38,6 @@ struct LossWorkspace {
   std::vector<Scalar> auxiliary_gradient;
   Batch<Scalar> auxiliary_error;  ///< B x D: ê − (x − x̂), then its gradient
   std::vector<Scalar> selection_scratch;
-  std::vector<Index> selected;
   /// Whether the last forward pass took the sparse kernels (the backward
   /// pass takes the same path).
   bool sparse_step = false;

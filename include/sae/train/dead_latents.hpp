@@ -75,9 +75,12 @@ class DeadLatentTracker {
     fired_.assign(counts_.size(), 0);
     // Walk in storage order: for row-major codes, across each row.
     if constexpr (std::decay_t<decltype(c)>::IsRowMajor) {
-      for (Index b = 0; b < c.rows(); ++b)
-        for (Index f = 0; f < c.cols(); ++f)
-          if (c(b, f) != Scalar(0)) fired_[static_cast<std::size_t>(f)] = 1;
+      // Branch-free, so the compiler vectorises it: at a fresh ReLU model's
+      // ~50% density a branch here mispredicts on every other code.
+      for (Index b = 0; b < c.rows(); ++b) {
+        const Scalar* row = c.row(b).data();
+        for (Index f = 0; f < c.cols(); ++f) fired_[static_cast<std::size_t>(f)] |= row[f] != Scalar(0);
+      }
     } else {
       for (Index f = 0; f < c.cols(); ++f)
         for (Index b = 0; b < c.rows(); ++b)
