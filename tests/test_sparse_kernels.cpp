@@ -3,6 +3,7 @@
 // architecture's L1 objective; the automatic choice between them; and, under
 // OpenMP, results that do not depend on the thread count.
 #include <algorithm>
+#include <cmath>
 #include <vector>
 
 #include <catch2/catch.hpp>
@@ -167,15 +168,18 @@ TEST_CASE("A training step gives the same numbers on 1 and 2 threads", "[sparse-
     omp_set_num_threads(saved);
     return std::make_pair(report.loss, model.params());
   };
+  // The largest difference between two steps' loss and updated parameters.
+  const auto difference = [](const auto& x, const auto& y) {
+    double d = std::abs(x.first - y.first);
+    d = std::max(d, (x.second.W_enc - y.second.W_enc).cwiseAbs().maxCoeff());
+    d = std::max(d, (x.second.W_dec - y.second.W_dec).cwiseAbs().maxCoeff());
+    d = std::max(d, (x.second.b_enc - y.second.b_enc).cwiseAbs().maxCoeff());
+    return std::max(d, (x.second.b_dec - y.second.b_dec).cwiseAbs().maxCoeff());
+  };
   sae::L1Objective<double> relu_sparse{1e-3};
   relu_sparse.kernels = sae::Kernels::Sparse;
   const ReLUModel relu = model_with_density(32, 2048, 0.02, 72);
-  const auto a = step(1, relu, relu_sparse), b = step(2, relu, relu_sparse);
-  CHECK(a.first == b.first);
-  CHECK(a.second.W_enc == b.second.W_enc);
-  CHECK(a.second.W_dec == b.second.W_dec);
-  CHECK(a.second.b_enc == b.second.b_enc);
-  CHECK(a.second.b_dec == b.second.b_dec);
+  CHECK(difference(step(1, relu, relu_sparse), step(2, relu, relu_sparse)) == 0);
 
   // The dense path's GEMMs are Eigen's, whose blocking depends on the thread
   // count, so its step agrees to rounding only; sae's own column-slice loops
@@ -186,12 +190,7 @@ TEST_CASE("A training step gives the same numbers on 1 and 2 threads", "[sparse-
   ReLUModel centred = model_with_density(32, 2048, 0.3, 74);
   centred.apply_b_dec_to_input() = true;
   centred.params().b_dec.setConstant(0.25);
-  const auto e = step(1, centred, relu_dense), f = step(2, centred, relu_dense);
-  CHECK(e.first == Approx(f.first).epsilon(1e-12));
-  CHECK((e.second.W_enc - f.second.W_enc).cwiseAbs().maxCoeff() < 1e-12);
-  CHECK((e.second.W_dec - f.second.W_dec).cwiseAbs().maxCoeff() < 1e-12);
-  CHECK((e.second.b_enc - f.second.b_enc).cwiseAbs().maxCoeff() < 1e-12);
-  CHECK((e.second.b_dec - f.second.b_dec).cwiseAbs().maxCoeff() < 1e-12);
+  CHECK(difference(step(1, centred, relu_dense), step(2, centred, relu_dense)) < 1e-10);  // the loss is ~35
   const auto codes = sae_test::normal_batch(300, 4000, 75);
   const auto sums = [&](int threads) {
     const int saved = omp_get_max_threads();
@@ -209,11 +208,6 @@ TEST_CASE("A training step gives the same numbers on 1 and 2 threads", "[sparse-
   const TopKModel topk(32, 2048, sae::TopK{8}, sae::Init::Tied, 73);
   sae::TopKObjective<double> topk_objective;
   for (Index latent = 0; latent < 2048; latent += 3) topk_objective.dead_latents.push_back(latent);
-  const auto c = step(1, topk, topk_objective), d = step(2, topk, topk_objective);
-  CHECK(c.first == d.first);
-  CHECK(c.second.W_enc == d.second.W_enc);
-  CHECK(c.second.W_dec == d.second.W_dec);
-  CHECK(c.second.b_enc == d.second.b_enc);
-  CHECK(c.second.b_dec == d.second.b_dec);
+  CHECK(difference(step(1, topk, topk_objective), step(2, topk, topk_objective)) == 0);
 }
 #endif
