@@ -28,6 +28,7 @@
 
 #include "../config.hpp"
 #include "../detail/parallel.hpp"
+#include "../detail/products.hpp"
 #include "../detail/shape_check.hpp"
 #include "activation.hpp"
 #include "gated.hpp"
@@ -153,19 +154,14 @@ class SparseAutoEncoder {
   template <typename Derived, typename Out>
   void encoder_product(const Eigen::MatrixBase<Derived>& X, Out& H) const {
     check_batch<Derived, D>(X, input_dim(), "sae::SparseAutoEncoder::encoder_product", "input batch");
-    // The rows start as −b_decᵀ W_enc (b_dec's path through A) or 0 and the
-    // GEMM adds X W_enc into them: with `=` Eigen would first zero the B x F
-    // result on one thread, and the centring would be another pass over it.
-    // The start row is per thread and keeps its size: warm calls allocate
-    // nothing.
+    // The rows start as −b_decᵀ W_enc (b_dec's path through A) or 0, so the
+    // centring costs no pass over H. The start row is per thread and keeps
+    // its size: warm calls allocate nothing.
     thread_local Eigen::Matrix<Scalar, 1, Eigen::Dynamic> start;
     start.setZero(dict_size());
     if (apply_b_dec_to_input_) start.noalias() -= params_.b_dec.transpose() * params_.W_enc;
     const auto& first = start;  // the calling thread's, shared with the loop's threads
-    H.resize(X.rows(), dict_size());
-    SAE_OMP(parallel for schedule(static) if (detail::worth_parallel(H.size())))
-    for (Index b = 0; b < H.rows(); ++b) H.row(b) = first;
-    H.noalias() += X.derived() * params_.W_enc;
+    detail::start_rows_then_add_product(first, X, params_.W_enc, H);
   }
 
   // ---- decode -------------------------------------------------------------

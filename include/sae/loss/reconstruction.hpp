@@ -15,6 +15,7 @@
 
 #include "../config.hpp"
 #include "../detail/parallel.hpp"
+#include "../detail/products.hpp"
 #include "../detail/shape_check.hpp"
 #include "../detail/sparse_codes.hpp"
 #include "workspace.hpp"
@@ -65,18 +66,14 @@ const typename Model::Scalar* encoder_input_shift(const Model& model) {
 
 /// P = A W_enc + 1 b_encᵀ, the pre-activations, into ws.codes: that is
 /// X W_enc + 1 cᵀ with c = b_enc − W_encᵀ b_dec (b_dec's path through A
-/// folded into the bias, kept in ws.encoder_bias). The rows start as c and the
-/// GEMM adds into them, so the B x F result is written once (with `=` Eigen
-/// would zero it on one thread first) and no pass adds the biases after.
+/// folded into the bias, kept in ws.encoder_bias). The rows start as c, so no
+/// pass over the B x F result adds the biases after the GEMM.
 template <typename Model, typename DerivedX, typename Scalar>
 void pre_activations(const Model& model, const Eigen::MatrixBase<DerivedX>& X, LossWorkspace<Scalar>& ws) {
   const auto& p = model.params();
   ws.encoder_bias = p.b_enc;
   if (model.apply_b_dec_to_input()) ws.encoder_bias.noalias() -= p.W_enc.transpose() * p.b_dec;
-  ws.codes.resize(X.rows(), model.dict_size());
-  SAE_OMP(parallel for schedule(static) if (worth_parallel(ws.codes.size())))
-  for (Index b = 0; b < X.rows(); ++b) ws.codes.row(b) = ws.encoder_bias.transpose();
-  ws.codes.noalias() += X.derived() * p.W_enc;
+  start_rows_then_add_product(ws.encoder_bias.transpose(), X, p.W_enc, ws.codes);
 }
 
 /// ∇W_enc from a dense G_H (B x F): Xᵀ G_H, plus the centring correction.
