@@ -46,6 +46,7 @@
 
 #include <sae/sae.hpp>
 
+#include "command_line.hpp"  // examples/, shared with sae_train and sae_report
 #include "support.hpp"
 
 // Compiler flags and build type, written by benchmarks/CMakeLists.txt.
@@ -92,43 +93,12 @@ struct Options {
   long long seed = 0;
 };
 
-long long parse_integer(const std::string& flag, const std::string& value) {
-  std::size_t used = 0;
-  long long v = 0;
-  try {
-    v = std::stoll(value, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used == 0 || used != value.size())
-    throw std::invalid_argument(flag + " needs an integer, got '" + value + "'");
-  return v;
-}
-
-double parse_real(const std::string& flag, const std::string& value) {
-  std::size_t used = 0;
-  double v = 0;
-  try {
-    v = std::stod(value, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used == 0 || used != value.size() || !std::isfinite(v))
-    throw std::invalid_argument(flag + " needs a finite number, got '" + value + "'");
-  return v;
-}
+using command_line::parse_integer;
+using command_line::parse_real;
 
 Options parse(int argc, char** argv) {
   Options o;
-  for (int i = 1; i < argc; ++i) {
-    const std::string flag = argv[i];
-    if (flag == "--help" || flag == "-h") {
-      std::cout << kUsage;
-      std::exit(0);
-    }
-    if (flag.rfind("--", 0) != 0) throw std::invalid_argument("unexpected argument '" + flag + "'");
-    if (i + 1 >= argc) throw std::invalid_argument("missing value after " + flag);
-    const std::string value = argv[++i];
+  command_line::for_each_flag(argc, argv, kUsage, [&](const std::string& flag, const std::string& value) {
     if (flag == "--d") o.d = parse_integer(flag, value);
     else if (flag == "--f") o.f = parse_integer(flag, value);
     else if (flag == "--batch") o.batch = parse_integer(flag, value);
@@ -143,8 +113,9 @@ Options parse(int argc, char** argv) {
     else if (flag == "--threads") o.threads = parse_integer(flag, value);
     else if (flag == "--kernels") o.kernels = sae_bench::parse_kernels(value);
     else if (flag == "--seed") o.seed = parse_integer(flag, value);
-    else throw std::invalid_argument("unknown flag " + flag + " (see --help)");
-  }
+    else return false;
+    return true;
+  });
   auto require = [](bool ok, const std::string& message) {
     if (!ok) throw std::invalid_argument(message);
   };

@@ -15,12 +15,13 @@
 #include <cstdint>
 #include <iostream>
 #include <memory>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include <sae/report.hpp>
 #include <sae/train/progress.hpp>
+
+#include "command_line.hpp"
 
 namespace {
 
@@ -53,36 +54,12 @@ struct Options {
   long long k = -1;  // < 0: not given
 };
 
-std::vector<std::string> split_commas(const std::string& s) {
-  std::vector<std::string> parts;
-  std::stringstream in(s);
-  for (std::string part; std::getline(in, part, ',');)
-    if (!part.empty()) parts.push_back(part);
-  return parts;
-}
-
-long long parse_integer(const std::string& flag, const std::string& text) {
-  std::size_t used = 0;
-  long long value = 0;
-  try {
-    value = std::stoll(text, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used == 0 || used != text.size()) throw std::invalid_argument("bad integer for " + flag + ": '" + text + "'");
-  return value;
-}
+using command_line::parse_integer;
+using command_line::split_commas;
 
 Options parse(int argc, char** argv) {
   Options o;
-  for (int i = 1; i < argc; ++i) {
-    const std::string flag = argv[i];
-    if (flag == "--help" || flag == "-h") {
-      std::cout << kUsage;
-      std::exit(0);
-    }
-    if (i + 1 >= argc) throw std::invalid_argument("missing value after " + flag);
-    const std::string value = argv[++i];
+  command_line::for_each_flag(argc, argv, kUsage, [&](const std::string& flag, const std::string& value) {
     if (flag == "--model") o.model = value;
     else if (flag == "--acts") o.acts = value;
     else if (flag == "--tokens") o.tokens = value;
@@ -105,9 +82,10 @@ Options parse(int argc, char** argv) {
       o.report.context_before = parse_integer(flag, parts[0]);
       o.report.context_after = parse_integer(flag, parts[1]);
     } else {
-      throw std::invalid_argument("unknown flag " + flag + " (see --help)");
+      return false;
     }
-  }
+    return true;
+  });
   if (o.model.empty() || o.acts.empty()) throw std::invalid_argument("--model and --acts are required (see --help)");
   return o;
 }

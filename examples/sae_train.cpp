@@ -22,11 +22,12 @@
 #include <iostream>
 #include <map>
 #include <memory>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include <sae/train.hpp>
+
+#include "command_line.hpp"
 
 namespace {
 
@@ -67,49 +68,32 @@ struct Options {
   std::uint64_t seed = 0;
 };
 
-std::vector<std::string> split_commas(const std::string& s) {
-  std::vector<std::string> parts;
-  std::stringstream in(s);
-  for (std::string part; std::getline(in, part, ',');)
-    if (!part.empty()) parts.push_back(part);
-  return parts;
-}
+using command_line::parse_integer;
+using command_line::parse_real;
 
 Options parse(int argc, char** argv) {
   Options o;
-  for (int i = 1; i < argc; ++i) {
-    const std::string flag = argv[i];
-    if (flag == "--help" || flag == "-h") {
-      std::cout << kUsage;
-      std::exit(0);
-    }
-    if (i + 1 >= argc) throw std::invalid_argument("missing value after " + flag);
-    const std::string value = argv[++i];
-    auto number = [&](auto& out) {
-      std::size_t used = 0;
-      const double v = std::stod(value, &used);
-      if (used != value.size()) throw std::invalid_argument("bad number for " + flag + ": " + value);
-      out = static_cast<std::remove_reference_t<decltype(out)>>(v);
-    };
-    if (flag == "--data") o.data = split_commas(value);
+  command_line::for_each_flag(argc, argv, kUsage, [&](const std::string& flag, const std::string& value) {
+    if (flag == "--data") o.data = command_line::split_commas(value);
     else if (flag == "--heldout") o.heldout = value;
     else if (flag == "--arch") o.arch = value;
     else if (flag == "--recipe") o.recipe = value;
-    else if (flag == "--k") number(o.k);
-    else if (flag == "--target-l0") number(o.target_l0);
-    else if (flag == "--dict-size") number(o.dict_size);
-    else if (flag == "--l1") number(o.l1);
-    else if (flag == "--steps") number(o.steps);
-    else if (flag == "--tokens") number(o.tokens);
-    else if (flag == "--batch") number(o.batch);
-    else if (flag == "--lr") number(o.lr);
-    else if (flag == "--seed") number(o.seed);
+    else if (flag == "--k") o.k = parse_integer(flag, value);
+    else if (flag == "--target-l0") o.target_l0 = parse_real(flag, value);
+    else if (flag == "--dict-size") o.dict_size = parse_integer(flag, value);
+    else if (flag == "--l1") o.l1 = parse_real(flag, value);
+    else if (flag == "--steps") o.steps = parse_integer(flag, value);
+    else if (flag == "--tokens") o.tokens = parse_real(flag, value);
+    else if (flag == "--batch") o.batch = parse_integer(flag, value);
+    else if (flag == "--lr") o.lr = parse_real(flag, value);
+    else if (flag == "--seed") o.seed = static_cast<std::uint64_t>(parse_integer(flag, value));
     else if (flag == "--out") o.out = value;
     else if (flag == "--metrics") o.metrics = value;
     else if (flag == "--resume") o.resume = value;
-    else if (flag == "--checkpoint-every") number(o.checkpoint_every);
-    else throw std::invalid_argument("unknown flag " + flag + " (see --help)");
-  }
+    else if (flag == "--checkpoint-every") o.checkpoint_every = parse_integer(flag, value);
+    else return false;
+    return true;
+  });
   if (o.arch != "relu" && o.arch != "topk" && o.arch != "batchtopk" && o.arch != "jumprelu" && o.arch != "gated")
     throw std::invalid_argument("unknown --arch " + o.arch + " (expected relu, topk, batchtopk, jumprelu or gated)");
   if (o.recipe.empty()) o.recipe = o.arch == "relu" ? "standard" : o.arch;
