@@ -20,7 +20,6 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
-#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -86,8 +85,11 @@ Options parse(int argc, char** argv) {
     else if (flag == "--tokens") o.tokens = parse_real(flag, value);
     else if (flag == "--batch") o.batch = parse_integer(flag, value);
     else if (flag == "--lr") o.lr = parse_real(flag, value);
-    else if (flag == "--seed") o.seed = static_cast<std::uint64_t>(parse_integer(flag, value));
-    else if (flag == "--out") o.out = value;
+    else if (flag == "--seed") {
+      const long long seed = parse_integer(flag, value);
+      if (seed < 0) throw std::invalid_argument("--seed must be >= 0, got " + value);
+      o.seed = static_cast<std::uint64_t>(seed);
+    } else if (flag == "--out") o.out = value;
     else if (flag == "--metrics") o.metrics = value;
     else if (flag == "--resume") o.resume = value;
     else if (flag == "--checkpoint-every") o.checkpoint_every = parse_integer(flag, value);
