@@ -66,87 +66,13 @@ struct GatedObjective {
   Scalar l1_coefficient = Scalar(0);              ///< λ
   L1Weighting weighting = L1Weighting::Uniform;   ///< what the gate activations are weighted by in L_sparse
 
-  /// The loss of `model` on the batch X (B x D), without gradients.
+  /// The loss of `model` on the batch X (B x D), without gradients. Leaves
+  /// H in ws.pre_activations, exp(r_mag) in ws.magnitude_scale, the codes in
+  /// ws.codes, ReLU(π_gate) in ws.code_gradient, x̂ − x in ws.error and
+  /// x̂_aux − x in ws.auxiliary_error.
   template <int D, int F, typename Activation, typename Derived>
-  LossReport evaluate(const SparseAutoEncoder<Scalar, D, F, Activation>& model, const Eigen::MatrixBase<Derived>& X,
-                      LossWorkspace<Scalar>& ws) const {
-    return forward_pass(model, X, ws);
-  }
-
-  /// The loss of `model` on X and its gradient with respect to every
-  /// parameter (L_aux's decoder detached), written into `grads` (resized if
-  /// its sizes differ).
-  template <int D, int F, typename Activation, typename Derived>
-  LossReport evaluate_with_gradient(const SparseAutoEncoder<Scalar, D, F, Activation>& model,
-                                    const Eigen::MatrixBase<Derived>& X, Parameters<Scalar, D, F>& grads,
-                                    LossWorkspace<Scalar>& ws) const {
-    const LossReport report = forward_pass(model, X, ws);
-    const auto& p = model.params();
-    detail::size_gradients(model, grads);
-
-    const Index batch = X.rows(), dict = model.dict_size();
-    const Scalar inv_batch = Scalar(1) / static_cast<Scalar>(batch);
-    const Scalar l1_slope = l1_coefficient * inv_batch;  // λ/B
-    const auto& H = ws.pre_activations;
-    const auto& scale = ws.magnitude_scale;  // exp(r_mag), from forward_pass
-
-    // Decoder side: G_X̂ = (2/B) E and G_aux = (2/B) E_aux, in place.
-    ws.error *= Scalar(2) * inv_batch;
-    ws.auxiliary_error *= Scalar(2) * inv_batch;
-    grads.W_dec.noalias() = ws.codes.transpose() * ws.error;
-    grads.b_dec.noalias() = ws.error.colwise().sum().transpose();
-    if (weighting == L1Weighting::DecoderNorm) {
-      // The penalty's pull on each decoder row: (λ/B) (Σ_b ReLU(π_gate)_bf) W_dec,f / n_f.
-      for (Index f = 0; f < dict; ++f) {
-        const Scalar norm = ws.decoder_norms(f);
-        if (norm > Scalar(0)) grads.W_dec.row(f) += (l1_slope * ws.code_sums(f) / norm) * p.W_dec.row(f);
-      }
-    }
-
-    // The two code gradients, G_X̂ W_decᵀ (magnitude path) into
-    // ws.code_gradient and G_aux W_decᵀ (gate path) into ws.codes, which is
-    // free once ∇W_dec is done; the codes are rewritten below from H.
-    ws.code_gradient.resize(batch, dict);
-    ws.code_gradient.noalias() = ws.error * p.W_dec.transpose();
-    ws.codes.noalias() = ws.auxiliary_error * p.W_dec.transpose();
-
-    // One pass: G_πmag, G_πgate, their sums, G_H into ws.code_gradient, f back into ws.codes.
-    grads.b_enc.setZero();
-    grads.b_mag.setZero();
-    grads.r_mag.setZero();
-    for (Index b = 0; b < batch; ++b) {
-      for (Index f = 0; f < dict; ++f) {
-        const Scalar h = H(b, f);
-        const bool gate_open = h + p.b_enc(f) > Scalar(0);
-        const Scalar magnitude = h * scale(f) + p.b_mag(f);
-        const bool fires = gate_open && magnitude > Scalar(0);
-        const Scalar g_mag = fires ? ws.code_gradient(b, f) : Scalar(0);
-        Scalar g_gate = Scalar(0);
-        if (gate_open)
-          g_gate = ws.codes(b, f) +
-                   (weighting == L1Weighting::DecoderNorm ? l1_slope * ws.decoder_norms(f) : l1_slope);
-        grads.b_mag(f) += g_mag;
-        grads.r_mag(f) += g_mag * h;
-        grads.b_enc(f) += g_gate;
-        ws.code_gradient(b, f) = g_gate + g_mag * scale(f);
-        ws.codes(b, f) = fires ? magnitude : Scalar(0);
-      }
-    }
-    grads.r_mag.array() *= scale.array();
-
-    // Encoder side.
-    detail::dense_encoder_gradient(model, X, ws.code_gradient, grads, ws);
-    grads.threshold.setZero();  // another architecture's vector (empty in a Gated model)
-    return report;
-  }
-
- private:
-  // H into ws.pre_activations, exp(r_mag) into ws.magnitude_scale, codes into
-  // ws.codes, ReLU(π_gate) into ws.code_gradient, x̂ − x into ws.error,
-  // x̂_aux − x into ws.auxiliary_error, and the loss parts.
-  template <int D, int F, typename Activation, typename Derived>
-  LossReport forward_pass(const SparseAutoEncoder<Scalar, D, F, Activation>& model,
-                          const Eigen::MatrixBase<Derived>& X, LossWorkspace<Scalar>& ws) const {
+  LossReport evaluate(const SparseAutoEncoder<Scalar, D, F, Activation>& model,
+                      const Eigen::MatrixBase<Derived>& X, LossWorkspace<Scalar>& ws) const {
     static_assert(std::is_same<Activation, Gated>::value,
                   "sae: GatedObjective trains the Gated architecture; ReLU uses L1Objective, TopK and BatchTopK "
                   "TopKObjective, JumpReLU JumpReLUObjective");
@@ -208,6 +134,75 @@ struct GatedObjective {
     r.loss = r.l2 + lambda * r.l1 + r.auxiliary;
     return r;
   }
+
+  /// The loss of `model` on X and its gradient with respect to every
+  /// parameter (L_aux's decoder detached), written into `grads` (resized if
+  /// its sizes differ).
+  template <int D, int F, typename Activation, typename Derived>
+  LossReport evaluate_with_gradient(const SparseAutoEncoder<Scalar, D, F, Activation>& model,
+                                    const Eigen::MatrixBase<Derived>& X, Parameters<Scalar, D, F>& grads,
+                                    LossWorkspace<Scalar>& ws) const {
+    const LossReport report = evaluate(model, X, ws);
+    const auto& p = model.params();
+    detail::size_gradients(model, grads);
+
+    const Index batch = X.rows(), dict = model.dict_size();
+    const Scalar inv_batch = Scalar(1) / static_cast<Scalar>(batch);
+    const Scalar l1_slope = l1_coefficient * inv_batch;  // λ/B
+    const auto& H = ws.pre_activations;
+    const auto& scale = ws.magnitude_scale;  // exp(r_mag), from evaluate
+
+    // Decoder side: G_X̂ = (2/B) E and G_aux = (2/B) E_aux, in place.
+    ws.error *= Scalar(2) * inv_batch;
+    ws.auxiliary_error *= Scalar(2) * inv_batch;
+    grads.W_dec.noalias() = ws.codes.transpose() * ws.error;
+    grads.b_dec.noalias() = ws.error.colwise().sum().transpose();
+    if (weighting == L1Weighting::DecoderNorm) {
+      // The penalty's pull on each decoder row: (λ/B) (Σ_b ReLU(π_gate)_bf) W_dec,f / n_f.
+      for (Index f = 0; f < dict; ++f) {
+        const Scalar norm = ws.decoder_norms(f);
+        if (norm > Scalar(0)) grads.W_dec.row(f) += (l1_slope * ws.code_sums(f) / norm) * p.W_dec.row(f);
+      }
+    }
+
+    // The two code gradients, G_X̂ W_decᵀ (magnitude path) into
+    // ws.code_gradient and G_aux W_decᵀ (gate path) into ws.codes, which is
+    // free once ∇W_dec is done; the codes are rewritten below from H.
+    ws.code_gradient.resize(batch, dict);
+    ws.code_gradient.noalias() = ws.error * p.W_dec.transpose();
+    ws.codes.noalias() = ws.auxiliary_error * p.W_dec.transpose();
+
+    // One pass: G_πmag, G_πgate, their sums, G_H into ws.code_gradient, f back into ws.codes.
+    grads.b_enc.setZero();
+    grads.b_mag.setZero();
+    grads.r_mag.setZero();
+    for (Index b = 0; b < batch; ++b) {
+      for (Index f = 0; f < dict; ++f) {
+        const Scalar h = H(b, f);
+        const bool gate_open = h + p.b_enc(f) > Scalar(0);
+        const Scalar magnitude = h * scale(f) + p.b_mag(f);
+        const bool fires = gate_open && magnitude > Scalar(0);
+        const Scalar g_mag = fires ? ws.code_gradient(b, f) : Scalar(0);
+        Scalar g_gate = Scalar(0);
+        if (gate_open)
+          g_gate = ws.codes(b, f) +
+                   (weighting == L1Weighting::DecoderNorm ? l1_slope * ws.decoder_norms(f) : l1_slope);
+        grads.b_mag(f) += g_mag;
+        grads.r_mag(f) += g_mag * h;
+        grads.b_enc(f) += g_gate;
+        ws.code_gradient(b, f) = g_gate + g_mag * scale(f);
+        ws.codes(b, f) = fires ? magnitude : Scalar(0);
+      }
+    }
+    grads.r_mag.array() *= scale.array();
+
+    // Encoder side.
+    detail::dense_encoder_gradient(model, X, ws.code_gradient, grads, ws);
+    grads.threshold.setZero();  // another architecture's vector (empty in a Gated model)
+    return report;
+  }
+
+ private:
 };
 
 }  // namespace sae

@@ -73,11 +73,52 @@ struct JumpReLUObjective {
   /// t: when > 0 the penalty is (L0/t − 1)² instead of L0; 0 turns it off.
   double target_l0 = 0;
 
-  /// The loss of `model` on the batch X (B x D), without gradients.
+  /// The loss of `model` on the batch X (B x D), without gradients. Leaves
+  /// P in ws.pre_activations, the codes in ws.codes and x̂ − x in ws.error.
   template <int D, int F, typename Activation, typename Derived>
-  LossReport evaluate(const SparseAutoEncoder<Scalar, D, F, Activation>& model, const Eigen::MatrixBase<Derived>& X,
-                      LossWorkspace<Scalar>& ws) const {
-    return forward_pass(model, X, ws);
+  LossReport evaluate(const SparseAutoEncoder<Scalar, D, F, Activation>& model,
+                      const Eigen::MatrixBase<Derived>& X, LossWorkspace<Scalar>& ws) const {
+    static_assert(std::is_same<Activation, JumpReLU>::value,
+                  "sae: JumpReLUObjective trains the JumpReLU architecture; ReLU uses L1Objective, TopK and "
+                  "BatchTopK TopKObjective, Gated GatedObjective");
+    constexpr const char* where = "sae::JumpReLUObjective";
+    detail::check_objective_input(model, X, where);
+    model.activation().check(model.params(), where);
+    check_settings(where);
+
+    const auto& p = model.params();
+    const Index batch = X.rows(), dict = model.dict_size();
+    model.encoder_product(X, ws.pre_activations);
+    ws.pre_activations.rowwise() += p.b_enc.transpose();
+    ws.codes.resize(batch, dict);
+    Index firing = 0;  // Σ 1[P > θ]
+    for (Index b = 0; b < batch; ++b) {
+      for (Index f = 0; f < dict; ++f) {
+        const Scalar pre = ws.pre_activations(b, f);
+        const bool fires = pre > p.threshold(f);
+        ws.codes(b, f) = fires ? pre : Scalar(0);
+        firing += fires;
+      }
+    }
+
+    ws.error.resize(batch, model.input_dim());
+    ws.error.noalias() = ws.codes * p.W_dec;
+    ws.error.rowwise() += p.b_dec.transpose();
+    ws.error -= X.derived();
+
+    const double b = static_cast<double>(batch);
+    LossReport r;
+    r.l2 = static_cast<double>(ws.error.squaredNorm()) / b;
+    r.l0 = static_cast<double>(firing) / b;
+    r.l1 = static_cast<double>(ws.codes.cwiseAbs().sum()) / b;
+    if (target_l0 > 0.0) {
+      const double off = r.l0 / target_l0 - 1.0;
+      r.auxiliary = off * off;
+    } else {
+      r.auxiliary = r.l0;
+    }
+    r.loss = r.l2 + static_cast<double>(l0_coefficient) * r.auxiliary;
+    return r;
   }
 
   /// The loss of `model` on X and its gradient with respect to every
@@ -87,7 +128,7 @@ struct JumpReLUObjective {
   LossReport evaluate_with_gradient(const SparseAutoEncoder<Scalar, D, F, Activation>& model,
                                     const Eigen::MatrixBase<Derived>& X, Parameters<Scalar, D, F>& grads,
                                     LossWorkspace<Scalar>& ws) const {
-    const LossReport report = forward_pass(model, X, ws);
+    const LossReport report = evaluate(model, X, ws);
     const auto& p = model.params();
     detail::size_gradients(model, grads);
 
@@ -130,53 +171,6 @@ struct JumpReLUObjective {
     const double lambda = static_cast<double>(l0_coefficient);
     if (target_l0 > 0.0) return lambda * 2.0 * (l0 / target_l0 - 1.0) / target_l0;
     return lambda;
-  }
-
-  // P into ws.pre_activations, codes into ws.codes, x̂ − x into ws.error, and the loss parts.
-  template <int D, int F, typename Activation, typename Derived>
-  LossReport forward_pass(const SparseAutoEncoder<Scalar, D, F, Activation>& model,
-                          const Eigen::MatrixBase<Derived>& X, LossWorkspace<Scalar>& ws) const {
-    static_assert(std::is_same<Activation, JumpReLU>::value,
-                  "sae: JumpReLUObjective trains the JumpReLU architecture; ReLU uses L1Objective, TopK and "
-                  "BatchTopK TopKObjective, Gated GatedObjective");
-    constexpr const char* where = "sae::JumpReLUObjective";
-    detail::check_objective_input(model, X, where);
-    model.activation().check(model.params(), where);
-    check_settings(where);
-
-    const auto& p = model.params();
-    const Index batch = X.rows(), dict = model.dict_size();
-    model.encoder_product(X, ws.pre_activations);
-    ws.pre_activations.rowwise() += p.b_enc.transpose();
-    ws.codes.resize(batch, dict);
-    Index firing = 0;  // Σ 1[P > θ]
-    for (Index b = 0; b < batch; ++b) {
-      for (Index f = 0; f < dict; ++f) {
-        const Scalar pre = ws.pre_activations(b, f);
-        const bool fires = pre > p.threshold(f);
-        ws.codes(b, f) = fires ? pre : Scalar(0);
-        firing += fires;
-      }
-    }
-
-    ws.error.resize(batch, model.input_dim());
-    ws.error.noalias() = ws.codes * p.W_dec;
-    ws.error.rowwise() += p.b_dec.transpose();
-    ws.error -= X.derived();
-
-    const double b = static_cast<double>(batch);
-    LossReport r;
-    r.l2 = static_cast<double>(ws.error.squaredNorm()) / b;
-    r.l0 = static_cast<double>(firing) / b;
-    r.l1 = static_cast<double>(ws.codes.cwiseAbs().sum()) / b;
-    if (target_l0 > 0.0) {
-      const double off = r.l0 / target_l0 - 1.0;
-      r.auxiliary = off * off;
-    } else {
-      r.auxiliary = r.l0;
-    }
-    r.loss = r.l2 + static_cast<double>(l0_coefficient) * r.auxiliary;
-    return r;
   }
 
   void check_settings(const char* where) const {

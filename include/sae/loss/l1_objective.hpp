@@ -76,11 +76,66 @@ struct L1Objective {
   L1Weighting weighting = L1Weighting::Uniform;
   Kernels kernels = Kernels::Automatic;
 
-  /// The loss of `model` on the batch X (B x D), without gradients.
+  /// The loss of `model` on the batch X (B x D), without gradients. Leaves
+  /// the codes in ws.codes and x̂ − x in ws.error (the backward pass uses them).
   template <int D, int F, typename Activation, typename Derived>
-  LossReport evaluate(const SparseAutoEncoder<Scalar, D, F, Activation>& model, const Eigen::MatrixBase<Derived>& X,
-                      LossWorkspace<Scalar>& ws) const {
-    return forward_pass(model, X, ws);
+  LossReport evaluate(const SparseAutoEncoder<Scalar, D, F, Activation>& model,
+                      const Eigen::MatrixBase<Derived>& X, LossWorkspace<Scalar>& ws) const {
+    static_assert(std::is_same<Activation, ReLU>::value,
+                  "sae: L1Objective trains the ReLU architecture; TopK and BatchTopK use TopKObjective, "
+                  "JumpReLU JumpReLUObjective, Gated GatedObjective");
+    detail::check_objective_input(model, X, "sae::L1Objective");
+
+    const auto& p = model.params();
+    const Index batch = X.rows(), dict = model.dict_size();
+    // The pre-activations, then one pass per row applies the ReLU
+    // (ReLU::encode_in_place's rule: output > 0 is the mask) and counts and
+    // sums the codes while the row is in cache.
+    detail::pre_activations(model, X, ws);
+    ws.row_sums.resize(batch);
+    const Index nonzeros = ws.active.count_rows(batch, dict, [&](Index b) {
+      auto row = ws.codes.row(b);
+      row = row.cwiseMax(Scalar(0));
+      ws.row_sums(b) = row.sum();
+      return static_cast<Index>((row.array() > Scalar(0)).count());
+    });
+    const double code_total = static_cast<double>(ws.row_sums.sum());
+
+    ws.sparse_step = detail::use_sparse_kernels(kernels, ws.active.density());
+    if (ws.sparse_step) {
+      ws.active.fill_from_dense(ws.codes);
+      ws.active.index_by_latent();
+      detail::sparse_decode(ws.active, p.W_dec, ws.error);
+    } else {
+      ws.active.reset(batch, dict);  // not filled: the dense path reads ws.codes
+      ws.error.resize(batch, model.input_dim());
+      ws.error.noalias() = ws.codes * p.W_dec;
+    }
+    ws.error.rowwise() += p.b_dec.transpose();
+    ws.error -= X.derived();
+
+    const double b = static_cast<double>(batch);
+    LossReport r;
+    r.l2 = static_cast<double>(ws.error.squaredNorm()) / b;
+    double l1_sum;
+    if (weighting == L1Weighting::DecoderNorm) {
+      ws.decoder_norms.resize(model.dict_size());
+      ws.decoder_norms.noalias() = p.W_dec.rowwise().norm();
+      ws.code_sums.resize(model.dict_size());
+      if (ws.sparse_step) {
+        ws.code_sums.setZero();
+        for (std::size_t j = 0; j < ws.active.value.size(); ++j) ws.code_sums(ws.active.latent[j]) += ws.active.value[j];
+      } else {
+        detail::column_sums(ws.codes, ws.code_sums);
+      }
+      l1_sum = static_cast<double>(ws.code_sums.dot(ws.decoder_norms));
+    } else {
+      l1_sum = code_total;
+    }
+    r.l1 = reduction == L1Reduction::SumOverBatch ? l1_sum : l1_sum / b;
+    r.l0 = static_cast<double>(nonzeros) / b;
+    r.loss = r.l2 + static_cast<double>(l1_coefficient) * r.l1;
+    return r;
   }
 
   /// The loss of `model` on X and its gradient with respect to every
@@ -89,7 +144,7 @@ struct L1Objective {
   LossReport evaluate_with_gradient(const SparseAutoEncoder<Scalar, D, F, Activation>& model,
                                     const Eigen::MatrixBase<Derived>& X, Parameters<Scalar, D, F>& grads,
                                     LossWorkspace<Scalar>& ws) const {
-    const LossReport report = forward_pass(model, X, ws);
+    const LossReport report = evaluate(model, X, ws);
     const auto& p = model.params();
     detail::size_gradients(model, grads);
     const Index batch = X.rows();
@@ -176,67 +231,6 @@ struct L1Objective {
       ws.active_gradient[j] += code_slope(l1_slope, ws, ws.active.latent[j]);
     detail::sparse_encoder_gradient(ws.active, ws.active_gradient, X, detail::encoder_input_shift(model), grads.W_enc,
                                     ws.latent_sums, false);
-  }
-
-  // Codes into ws.codes, x̂ − x into ws.error, and the loss parts.
-  template <int D, int F, typename Activation, typename Derived>
-  LossReport forward_pass(const SparseAutoEncoder<Scalar, D, F, Activation>& model,
-                          const Eigen::MatrixBase<Derived>& X, LossWorkspace<Scalar>& ws) const {
-    static_assert(std::is_same<Activation, ReLU>::value,
-                  "sae: L1Objective trains the ReLU architecture; TopK and BatchTopK use TopKObjective, "
-                  "JumpReLU JumpReLUObjective, Gated GatedObjective");
-    detail::check_objective_input(model, X, "sae::L1Objective");
-
-    const auto& p = model.params();
-    const Index batch = X.rows(), dict = model.dict_size();
-    // The pre-activations, then one pass per row applies the ReLU
-    // (ReLU::encode_in_place's rule: output > 0 is the mask) and counts and
-    // sums the codes while the row is in cache.
-    detail::pre_activations(model, X, ws);
-    ws.row_sums.resize(batch);
-    const Index nonzeros = ws.active.count_rows(batch, dict, [&](Index b) {
-      auto row = ws.codes.row(b);
-      row = row.cwiseMax(Scalar(0));
-      ws.row_sums(b) = row.sum();
-      return static_cast<Index>((row.array() > Scalar(0)).count());
-    });
-    const double code_total = static_cast<double>(ws.row_sums.sum());
-
-    ws.sparse_step = detail::use_sparse_kernels(kernels, ws.active.density());
-    if (ws.sparse_step) {
-      ws.active.fill_from_dense(ws.codes);
-      ws.active.index_by_latent();
-      detail::sparse_decode(ws.active, p.W_dec, ws.error);
-    } else {
-      ws.active.reset(batch, dict);  // not filled: the dense path reads ws.codes
-      ws.error.resize(batch, model.input_dim());
-      ws.error.noalias() = ws.codes * p.W_dec;
-    }
-    ws.error.rowwise() += p.b_dec.transpose();
-    ws.error -= X.derived();
-
-    const double b = static_cast<double>(batch);
-    LossReport r;
-    r.l2 = static_cast<double>(ws.error.squaredNorm()) / b;
-    double l1_sum;
-    if (weighting == L1Weighting::DecoderNorm) {
-      ws.decoder_norms.resize(model.dict_size());
-      ws.decoder_norms.noalias() = p.W_dec.rowwise().norm();
-      ws.code_sums.resize(model.dict_size());
-      if (ws.sparse_step) {
-        ws.code_sums.setZero();
-        for (std::size_t j = 0; j < ws.active.value.size(); ++j) ws.code_sums(ws.active.latent[j]) += ws.active.value[j];
-      } else {
-        detail::column_sums(ws.codes, ws.code_sums);
-      }
-      l1_sum = static_cast<double>(ws.code_sums.dot(ws.decoder_norms));
-    } else {
-      l1_sum = code_total;
-    }
-    r.l1 = reduction == L1Reduction::SumOverBatch ? l1_sum : l1_sum / b;
-    r.l0 = static_cast<double>(nonzeros) / b;
-    r.loss = r.l2 + static_cast<double>(l1_coefficient) * r.l1;
-    return r;
   }
 };
 

@@ -62,17 +62,74 @@ struct TopKObjective {
   std::vector<Index> dead_latents;
   Kernels kernels = Kernels::Automatic;
 
+  /// The loss of `model` on the batch X (B x D), without gradients. Leaves
+  /// the kept codes in ws.active (and dense in ws.codes), the AuxK codes in
+  /// ws.auxiliary and x̂ − x in ws.error.
   template <int D, int F, typename Activation, typename Derived>
-  LossReport evaluate(const SparseAutoEncoder<Scalar, D, F, Activation>& model, const Eigen::MatrixBase<Derived>& X,
-                      LossWorkspace<Scalar>& ws) const {
-    return forward_pass(model, X, ws);
+  LossReport evaluate(const SparseAutoEncoder<Scalar, D, F, Activation>& model,
+                      const Eigen::MatrixBase<Derived>& X, LossWorkspace<Scalar>& ws) const {
+    static_assert(std::is_same<Activation, TopK>::value || std::is_same<Activation, BatchTopK>::value,
+                  "sae: TopKObjective trains the TopK and BatchTopK architectures");
+    constexpr const char* where = "sae::TopKObjective";
+    detail::check_objective_input(model, X, where);
+    model.activation().check(model.params(), where);
+    if (!(aux_k_coefficient >= 0.0) || !std::isfinite(aux_k_coefficient))
+      throw std::invalid_argument(std::string(where) + ": aux_k_coefficient must be finite and >= 0");
+    const auto& p = model.params();
+    const Index batch = X.rows();
+
+    // The pre-activations, then the kept entries (through the ReLU), a row at a time.
+    detail::pre_activations(model, X, ws);
+    if constexpr (std::is_same<Activation, TopK>::value)
+      select_per_token(ws.codes, model.activation().k, ws);
+    else
+      select_over_batch(ws.codes, model.activation().k * batch, ws);
+    select_auxiliary(model, ws);
+    ws.active.index_by_latent();
+    ws.auxiliary.index_by_latent();
+
+    // Dense codes (for metrics and dead-latent bookkeeping), then x̂ − x.
+    SAE_OMP(parallel for schedule(static) if (detail::worth_parallel(ws.codes.size())))
+    for (Index b = 0; b < batch; ++b) {
+      ws.codes.row(b).setZero();
+      for (Index j = ws.active.row_start[b]; j < ws.active.row_start[b + 1]; ++j)
+        ws.codes(b, ws.active.latent[j]) = ws.active.value[j];
+    }
+    ws.sparse_step = detail::use_sparse_kernels(kernels, ws.active.density());
+    if (ws.sparse_step) {
+      detail::sparse_decode(ws.active, p.W_dec, ws.error);
+    } else {
+      ws.error.resize(batch, model.input_dim());
+      ws.error.noalias() = ws.codes * p.W_dec;
+    }
+    ws.error.rowwise() += p.b_dec.transpose();
+    ws.error -= X.derived();
+
+    const double b = static_cast<double>(batch);
+    LossReport r;
+    r.l2 = static_cast<double>(ws.error.squaredNorm()) / b;
+    r.l0 = static_cast<double>(ws.active.nonzeros()) / b;
+    double l1 = 0;
+    for (Scalar v : ws.active.value) l1 += static_cast<double>(v);
+    r.l1 = l1 / b;
+
+    // AuxK: ê − r = ê + (x̂ − x).
+    if (ws.auxiliary.nonzeros() > 0) {
+      detail::sparse_decode(ws.auxiliary, p.W_dec, ws.auxiliary_error);
+      ws.auxiliary_error += ws.error;
+      r.auxiliary = static_cast<double>(ws.auxiliary_error.squaredNorm()) / b;
+    }
+    r.loss = r.l2 + aux_weight(model) * r.auxiliary;
+    return r;
   }
 
+  /// The loss of `model` on X and its gradient with respect to every
+  /// parameter, written into `grads` (resized if its sizes differ).
   template <int D, int F, typename Activation, typename Derived>
   LossReport evaluate_with_gradient(const SparseAutoEncoder<Scalar, D, F, Activation>& model,
                                     const Eigen::MatrixBase<Derived>& X, Parameters<Scalar, D, F>& grads,
                                     LossWorkspace<Scalar>& ws) const {
-    const LossReport report = forward_pass(model, X, ws);
+    const LossReport report = evaluate(model, X, ws);
     const auto& p = model.params();
     detail::size_gradients(model, grads);
     const Index batch = X.rows();
@@ -128,64 +185,6 @@ struct TopKObjective {
   double aux_weight(const Model& model) const {
     const double dead = static_cast<double>(dead_latents.size());
     return aux_k_coefficient * std::min(dead / static_cast<double>(effective_aux_k(model)), 1.0);
-  }
-
-  template <int D, int F, typename Activation, typename Derived>
-  LossReport forward_pass(const SparseAutoEncoder<Scalar, D, F, Activation>& model,
-                          const Eigen::MatrixBase<Derived>& X, LossWorkspace<Scalar>& ws) const {
-    static_assert(std::is_same<Activation, TopK>::value || std::is_same<Activation, BatchTopK>::value,
-                  "sae: TopKObjective trains the TopK and BatchTopK architectures");
-    constexpr const char* where = "sae::TopKObjective";
-    detail::check_objective_input(model, X, where);
-    model.activation().check(model.params(), where);
-    if (!(aux_k_coefficient >= 0.0) || !std::isfinite(aux_k_coefficient))
-      throw std::invalid_argument(std::string(where) + ": aux_k_coefficient must be finite and >= 0");
-    const auto& p = model.params();
-    const Index batch = X.rows();
-
-    // The pre-activations, then the kept entries (through the ReLU), a row at a time.
-    detail::pre_activations(model, X, ws);
-    if constexpr (std::is_same<Activation, TopK>::value)
-      select_per_token(ws.codes, model.activation().k, ws);
-    else
-      select_over_batch(ws.codes, model.activation().k * batch, ws);
-    select_auxiliary(model, ws);
-    ws.active.index_by_latent();
-    ws.auxiliary.index_by_latent();
-
-    // Dense codes (for metrics and dead-latent bookkeeping), then x̂ − x.
-    SAE_OMP(parallel for schedule(static) if (detail::worth_parallel(ws.codes.size())))
-    for (Index b = 0; b < batch; ++b) {
-      ws.codes.row(b).setZero();
-      for (Index j = ws.active.row_start[b]; j < ws.active.row_start[b + 1]; ++j)
-        ws.codes(b, ws.active.latent[j]) = ws.active.value[j];
-    }
-    ws.sparse_step = detail::use_sparse_kernels(kernels, ws.active.density());
-    if (ws.sparse_step) {
-      detail::sparse_decode(ws.active, p.W_dec, ws.error);
-    } else {
-      ws.error.resize(batch, model.input_dim());
-      ws.error.noalias() = ws.codes * p.W_dec;
-    }
-    ws.error.rowwise() += p.b_dec.transpose();
-    ws.error -= X.derived();
-
-    const double b = static_cast<double>(batch);
-    LossReport r;
-    r.l2 = static_cast<double>(ws.error.squaredNorm()) / b;
-    r.l0 = static_cast<double>(ws.active.nonzeros()) / b;
-    double l1 = 0;
-    for (Scalar v : ws.active.value) l1 += static_cast<double>(v);
-    r.l1 = l1 / b;
-
-    // AuxK: ê − r = ê + (x̂ − x).
-    if (ws.auxiliary.nonzeros() > 0) {
-      detail::sparse_decode(ws.auxiliary, p.W_dec, ws.auxiliary_error);
-      ws.auxiliary_error += ws.error;
-      r.auxiliary = static_cast<double>(ws.auxiliary_error.squaredNorm()) / b;
-    }
-    r.loss = r.l2 + aux_weight(model) * r.auxiliary;
-    return r;
   }
 
   // The k largest of each row of P, kept where positive.
