@@ -633,28 +633,3 @@ TEST_CASE("NpyFileSource refuses bad files and settings with messages naming the
   CHECK_THROWS_AS(sae::NpyFileSource<float>(good, options(8, 9)), std::invalid_argument);
   CHECK_THROWS_AS(sae::NpyFileSource<float>(good, options(8, -1)), std::invalid_argument);
 }
-
-TEST_CASE("detail::MappedFile maps a file read-only and moves ownership of the map", "[data]") {
-  const TempDir dir("sae_test_data_source");
-  const std::string path = dir.file("bytes.bin");
-  std::ofstream(path, std::ios::binary) << "0123456789";
-
-  sae::detail::MappedFile a(path);
-  REQUIRE(a.size() == 10);
-  CHECK(std::string(reinterpret_cast<const char*>(a.data()), a.size()) == "0123456789");
-  a.will_need(3, 4);
-  a.dont_need(0, 10);  // dropped pages read again from the file
-  CHECK(a.data()[9] == '9');
-
-  sae::detail::MappedFile b(std::move(a));
-  CHECK(a.data() == nullptr);
-  CHECK(b.size() == 10);
-  CHECK(b.path() == path);
-  sae::detail::MappedFile c;
-  c = std::move(b);
-  CHECK(c.data()[0] == '0');
-  c = sae::detail::MappedFile(path);  // replaces (and unmaps) the old map
-  CHECK(c.data()[5] == '5');
-
-  CHECK_THROWS_WITH(sae::detail::MappedFile(dir.file("nope")), Catch::StartsWith(dir.file("nope")));
-}

@@ -23,8 +23,8 @@
 #include <vector>
 
 #include "../core/types.hpp"
+#include "../io/mapped_file.hpp"
 #include "../io/npy.hpp"
-#include "../train/data_source.hpp"  // detail::MappedFile (POSIX mmap)
 
 namespace sae {
 

@@ -17,30 +17,26 @@
 
 #include <algorithm>
 #include <array>
-#include <cerrno>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
 #include <numeric>
 #include <stdexcept>
 #include <string>
-#include <system_error>
 #include <type_traits>
 #include <utility>
 #include <vector>
 
-#if !defined(__unix__) && !defined(__APPLE__)
-#error "sae/train/data_source.hpp needs POSIX mmap (Linux, macOS, the BSDs)"
-#endif
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include "../config.hpp"
 #include "../core/random.hpp"
 #include "../core/types.hpp"
+#include "../io/mapped_file.hpp"
 #include "../io/npy.hpp"
+
+// Without mmap, MappedFile reads whole files, and data larger than RAM would not stream.
+#ifndef SAE_DETAIL_HAVE_MMAP
+#error "sae/train/data_source.hpp needs POSIX mmap (Linux, macOS, the BSDs)"
+#endif
 
 namespace sae {
 
@@ -187,135 +183,6 @@ class StateReader {
   const std::vector<std::uint64_t>& words_;
   const char* who_;
   std::size_t pos_ = 1;  // after the tag
-};
-
-/// A read-only memory map of a whole file (POSIX mmap). Move-only; unmaps on
-/// destruction. Every error is a std::runtime_error starting with the path.
-///
-/// The file must not shrink while mapped: reading a page past its new end
-/// raises SIGBUS, which no C++ code can turn into an exception.
-class MappedFile {
- public:
-  MappedFile() = default;
-
-  explicit MappedFile(const std::string& path) : path_(path) {
-    int fd = -1;
-    do {
-      fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    } while (fd < 0 && errno == EINTR);
-    if (fd < 0) fail_with_errno("cannot open for reading");
-
-    struct stat info {};
-    if (::fstat(fd, &info) != 0) {
-      const int error_number = errno;
-      ::close(fd);
-      fail_with_errno("cannot stat", error_number);
-    }
-    if (!S_ISREG(info.st_mode)) {
-      ::close(fd);
-      npy_fail(path_, S_ISDIR(info.st_mode) ? "is a directory, not a .npy file" : "is not a regular file");
-    }
-    if (static_cast<std::uintmax_t>(info.st_size) > std::numeric_limits<std::size_t>::max()) {
-      ::close(fd);
-      npy_fail(path_, "is too large to map into this process's address space");
-    }
-    size_ = static_cast<std::size_t>(info.st_size);
-    if (size_ > 0) {  // mmap refuses a zero length; an empty map reads as an empty file
-      void* address = ::mmap(nullptr, size_, PROT_READ, MAP_SHARED, fd, 0);
-      const int error_number = errno;
-      ::close(fd);  // the mapping keeps the file open
-      if (address == MAP_FAILED) {
-        size_ = 0;
-        fail_with_errno("cannot memory-map", error_number);
-      }
-      data_ = static_cast<const unsigned char*>(address);
-    } else {
-      ::close(fd);
-    }
-  }
-
-  ~MappedFile() { unmap(); }
-
-  MappedFile(const MappedFile&) = delete;
-  MappedFile& operator=(const MappedFile&) = delete;
-
-  MappedFile(MappedFile&& other) noexcept
-      : path_(std::move(other.path_)),
-        data_(std::exchange(other.data_, nullptr)),
-        size_(std::exchange(other.size_, 0)) {}
-
-  MappedFile& operator=(MappedFile&& other) noexcept {
-    if (this != &other) {
-      unmap();
-      path_ = std::move(other.path_);
-      data_ = std::exchange(other.data_, nullptr);
-      size_ = std::exchange(other.size_, 0);
-    }
-    return *this;
-  }
-
-  const unsigned char* data() const { return data_; }
-  std::size_t size() const { return size_; }
-  const std::string& path() const { return path_; }
-
-  // Advice to the kernel about bytes [offset, offset + length): best effort,
-  // ignored where unsupported, and never changes what the bytes read as.
-
-  /// Start reading these pages ahead now (one block is about to be copied).
-  void will_need(std::size_t offset, std::size_t length) const {
-#ifdef MADV_WILLNEED
-    advise(offset, length, MADV_WILLNEED);
-#else
-    (void)offset, (void)length;
-#endif
-  }
-
-  /// Drop these pages from this process (they were copied out), so resident
-  /// memory stays bounded by the buffer, not the file. The page cache may keep
-  /// them; the kernel reclaims that as it needs.
-  void dont_need(std::size_t offset, std::size_t length) const {
-#ifdef MADV_DONTNEED
-    advise(offset, length, MADV_DONTNEED);
-#else
-    (void)offset, (void)length;
-#endif
-  }
-
-  /// The whole file will be read from start to end.
-  void sequential() const {
-#ifdef MADV_SEQUENTIAL
-    advise(0, size_, MADV_SEQUENTIAL);
-#endif
-  }
-
- private:
-  void advise(std::size_t offset, std::size_t length, int advice) const {
-    if (data_ == nullptr || length == 0 || offset >= size_) return;
-    static const std::size_t page_size = [] {
-      const long size = ::sysconf(_SC_PAGESIZE);
-      return size > 0 ? static_cast<std::size_t>(size) : std::size_t{4096};
-    }();
-    // madvise wants a page-aligned start; widening the range is harmless for
-    // a read-only mapping (a dropped page is simply read again if needed).
-    const std::size_t start = offset / page_size * page_size;
-    const std::size_t end = std::min(size_, offset + length);
-    ::madvise(const_cast<unsigned char*>(data_) + start, end - start, advice);
-  }
-
-  void unmap() noexcept {
-    if (data_ != nullptr) ::munmap(const_cast<unsigned char*>(data_), size_);
-    data_ = nullptr;
-    size_ = 0;
-  }
-
-  [[noreturn]] void fail_with_errno(const std::string& what, int error_number) const {
-    npy_fail(path_, what + ": " + system_error_text(error_number));
-  }
-  [[noreturn]] void fail_with_errno(const std::string& what) const { fail_with_errno(what, errno); }
-
-  std::string path_;
-  const unsigned char* data_ = nullptr;
-  std::size_t size_ = 0;
 };
 
 }  // namespace detail
