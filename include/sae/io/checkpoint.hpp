@@ -79,6 +79,8 @@
 #include <vector>
 
 #include "../config.hpp"
+#include "crc32.hpp"
+#include "little_endian.hpp"
 #include "npy.hpp"  // detail::unique_temp_suffix, system_error_text, quote_bytes, bit_cast
 
 // Define SAE_CHECKPOINT_PORTABLE_IO to write through std::ofstream without
@@ -155,73 +157,6 @@ inline std::size_t checkpoint_item_size(CheckpointDtype dtype) {
     case CheckpointDtype::U8: return 1;
   }
   return 0;
-}
-
-// ---------------------------------------------------------------------------
-// CRC-32 (IEEE 802.3, reflected polynomial 0xEDB88320, as zlib.crc32),
-// slicing-by-8: eight table look-ups per 8 input bytes.
-
-struct Crc32Tables {
-  std::uint32_t table[8][256];
-};
-
-constexpr Crc32Tables make_crc32_tables() {
-  Crc32Tables tables{};
-  for (std::uint32_t i = 0; i < 256; ++i) {
-    std::uint32_t crc = i;
-    for (int bit = 0; bit < 8; ++bit) crc = (crc & 1u) ? 0xEDB88320u ^ (crc >> 1) : crc >> 1;
-    tables.table[0][i] = crc;
-  }
-  for (std::size_t i = 0; i < 256; ++i) {
-    for (std::size_t slice = 1; slice < 8; ++slice) {
-      const std::uint32_t previous = tables.table[slice - 1][i];
-      tables.table[slice][i] = (previous >> 8) ^ tables.table[0][previous & 0xffu];
-    }
-  }
-  return tables;
-}
-
-inline constexpr Crc32Tables crc32_tables = make_crc32_tables();
-
-inline std::uint32_t load_u32_le(const unsigned char* bytes) {
-  return static_cast<std::uint32_t>(bytes[0]) | (static_cast<std::uint32_t>(bytes[1]) << 8) |
-         (static_cast<std::uint32_t>(bytes[2]) << 16) | (static_cast<std::uint32_t>(bytes[3]) << 24);
-}
-
-inline std::uint64_t load_u64_le(const unsigned char* bytes) {
-  return static_cast<std::uint64_t>(load_u32_le(bytes)) | (static_cast<std::uint64_t>(load_u32_le(bytes + 4)) << 32);
-}
-
-inline void store_u32_le(unsigned char* bytes, std::uint32_t value) {
-  for (std::size_t i = 0; i < 4; ++i) bytes[i] = static_cast<unsigned char>((value >> (8 * i)) & 0xffu);
-}
-
-inline void store_u64_le(unsigned char* bytes, std::uint64_t value) {
-  for (std::size_t i = 0; i < 8; ++i) bytes[i] = static_cast<unsigned char>((value >> (8 * i)) & 0xffu);
-}
-
-/// Continues a CRC-32: crc32_update(crc32_update(0, a), b) == crc32 of a then b.
-inline std::uint32_t crc32_update(std::uint32_t crc, const unsigned char* bytes, std::size_t size) {
-  const auto& t = crc32_tables.table;
-  crc = ~crc;
-  while (size >= 8) {
-    const std::uint32_t low = load_u32_le(bytes) ^ crc;
-    const std::uint32_t high = load_u32_le(bytes + 4);
-    crc = t[7][low & 0xffu] ^ t[6][(low >> 8) & 0xffu] ^ t[5][(low >> 16) & 0xffu] ^ t[4][low >> 24] ^
-          t[3][high & 0xffu] ^ t[2][(high >> 8) & 0xffu] ^ t[1][(high >> 16) & 0xffu] ^ t[0][high >> 24];
-    bytes += 8;
-    size -= 8;
-  }
-  for (; size > 0; --size, ++bytes) crc = t[0][(crc ^ *bytes) & 0xffu] ^ (crc >> 8);
-  return ~crc;
-}
-
-inline std::uint32_t crc32(const unsigned char* bytes, std::size_t size) { return crc32_update(0, bytes, size); }
-
-inline std::string hex32(std::uint32_t value) {
-  char text[16];
-  std::snprintf(text, sizeof text, "0x%08x", static_cast<unsigned>(value));
-  return text;
 }
 
 // ---------------------------------------------------------------------------

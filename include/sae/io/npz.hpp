@@ -39,8 +39,9 @@
 
 #include "../config.hpp"
 #include "../core/types.hpp"
-#include "checkpoint.hpp"  // detail::crc32, load_u32_le, load_u64_le, hex32
+#include "crc32.hpp"
 #include "file_bytes.hpp"
+#include "little_endian.hpp"
 #include "npy.hpp"
 
 namespace sae {
@@ -56,10 +57,6 @@ struct NpzMember {
 };
 
 namespace detail {
-
-inline std::uint16_t load_u16_le(const unsigned char* bytes) {
-  return static_cast<std::uint16_t>(bytes[0] | (bytes[1] << 8));
-}
 
 // Zip record signatures ("PK" and two bytes), as little-endian u32.
 inline constexpr std::uint32_t zip_local_header_signature = 0x04034b50;
