@@ -62,12 +62,21 @@ Eigen::MatrixXd central_differences(Tensor& tensor, const std::function<double()
   return g;
 }
 
+/// Every element of `t` (a matrix or vector) set to offset + scale * a standard
+/// normal from `rng`, row by row.
+template <typename Tensor>
+void fill_normal(Tensor& t, sae::Rng& rng, double scale = 1.0, double offset = 0.0) {
+  for (sae::Index r = 0; r < t.rows(); ++r)
+    for (sae::Index c = 0; c < t.cols(); ++c)
+      t(r, c) = static_cast<typename Tensor::Scalar>(offset + scale * rng.normal());
+}
+
 /// A rows x cols batch of standard normals from `seed`.
 template <typename Scalar = double>
 sae::Batch<Scalar> normal_batch(sae::Index rows, sae::Index cols, std::uint64_t seed) {
   sae::Rng rng(seed);
   sae::Batch<Scalar> X(rows, cols);
-  for (sae::Index i = 0; i < X.size(); ++i) X.data()[i] = static_cast<Scalar>(rng.normal());
+  fill_normal(X, rng);
   return X;
 }
 

@@ -9,13 +9,6 @@ using AnyModel = sae::SparseAutoEncoder<double, Dynamic, Dynamic, sae::AnyActiva
 
 namespace {
 
-sae::Batch<double> normal_batch(sae::Index rows, sae::Index cols, std::uint64_t seed) {
-  sae::Rng rng(seed);
-  sae::Batch<double> X(rows, cols);
-  for (sae::Index i = 0; i < X.size(); ++i) X.data()[i] = rng.normal();
-  return X;
-}
-
 template <typename Policy>
 void check_same_codes(Policy policy, bool centred) {
   CAPTURE(Policy::name, centred);
@@ -29,7 +22,7 @@ void check_same_codes(Policy policy, bool centred) {
   const auto any = sae::with_any_activation(fixed);
   CHECK(std::string(any.activation().architecture()) == Policy::name);
   CHECK(any.apply_b_dec_to_input() == centred);
-  const auto X = normal_batch(7, 6, 6);
+  const auto X = sae_test::normal_batch(7, 6, 6);
   CHECK(any.encode(X) == fixed.encode(X));
   CHECK(any.decode(any.encode(X)) == fixed.decode(fixed.encode(X)));
   const auto back = sae::with_activation<Policy>(any);

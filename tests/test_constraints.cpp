@@ -10,13 +10,11 @@
 #include <sae/loss/l1_objective.hpp>
 #include <sae/train/constraints.hpp>
 
-namespace {
+#include "support.hpp"
 
-template <typename Tensor>
-void fill_normal(Tensor& t, sae::Rng& rng, double scale = 1.0) {
-  for (sae::Index r = 0; r < t.rows(); ++r)
-    for (sae::Index c = 0; c < t.cols(); ++c) t(r, c) = static_cast<typename Tensor::Scalar>(scale * rng.normal());
-}
+using sae_test::fill_normal;
+
+namespace {
 
 template <typename Params>
 void fill_params(Params& p, sae::Rng& rng, double scale = 1.0) {

@@ -14,15 +14,12 @@
 #include <sae/optim/adam.hpp>
 #include <sae/train/dead_latents.hpp>
 
+#include "support.hpp"
+
 using sae::Index;
+using sae_test::fill_normal;
 
 namespace {
-
-template <typename Tensor>
-void fill_normal(Tensor& t, sae::Rng& rng, double scale = 1.0, double offset = 0.0) {
-  for (Index r = 0; r < t.rows(); ++r)
-    for (Index c = 0; c < t.cols(); ++c) t(r, c) = static_cast<typename Tensor::Scalar>(offset + scale * rng.normal());
-}
 
 // Fills every Adam moment with distinct positive values, so that "zeroed" and
 // "untouched" are both visible.

@@ -11,14 +11,11 @@
 #include <sae/core/sparse_autoencoder.hpp>
 #include <sae/train/input_scaling.hpp>
 
-namespace {
+#include "support.hpp"
 
-template <typename Tensor>
-void fill_normal(Tensor& t, sae::Rng& rng, double scale = 1.0, double offset = 0.0) {
-  for (sae::Index r = 0; r < t.rows(); ++r)
-    for (sae::Index c = 0; c < t.cols(); ++c)
-      t(r, c) = static_cast<typename Tensor::Scalar>(offset + scale * rng.normal());
-}
+using sae_test::fill_normal;
+
+namespace {
 
 template <typename A, typename B>
 double max_relative_difference(const Eigen::MatrixBase<A>& a, const Eigen::MatrixBase<B>& b) {

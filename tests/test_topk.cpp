@@ -20,13 +20,6 @@ using BatchTopKModel = sae::SparseAutoEncoder<double, Dynamic, Dynamic, sae::Bat
 
 namespace {
 
-sae::Batch<double> normal_batch(Index rows, Index cols, std::uint64_t seed) {
-  sae::Rng rng(seed);
-  sae::Batch<double> X(rows, cols);
-  for (Index i = 0; i < X.size(); ++i) X.data()[i] = rng.normal();
-  return X;
-}
-
 // Pre-activations A W_enc + b_enc, computed here from the definition.
 template <typename Model>
 sae::Batch<double> pre_activations(const Model& m, const sae::Batch<double>& X) {
@@ -130,7 +123,7 @@ TEST_CASE("TopK encode keeps the k largest pre-activations of each token, throug
   const bool centred = GENERATE(false, true);
   TopKModel m(6, 40, sae::TopK{5}, sae::Init::LinearDefault, 7);
   m.apply_b_dec_to_input() = centred;
-  const auto X = normal_batch(9, 6, 8);
+  const auto X = sae_test::normal_batch(9, 6, 8);
   const auto codes = m.encode(X);
   const auto P = pre_activations(m, X);
   for (Index b = 0; b < X.rows(); ++b) {
@@ -151,7 +144,7 @@ TEST_CASE("TopK encode keeps the k largest pre-activations of each token, throug
 
 TEST_CASE("BatchTopK keeps k·B codes over the batch in training and uses its threshold at inference", "[topk]") {
   BatchTopKModel m(6, 40, sae::BatchTopK{4}, sae::Init::LinearDefault, 11);
-  const auto X = normal_batch(10, 6, 12);
+  const auto X = sae_test::normal_batch(10, 6, 12);
   const auto P = pre_activations(m, X);
   sae::LossWorkspace<double> ws;
   sae::TopKObjective<double> objective;
@@ -186,7 +179,7 @@ TEST_CASE("BatchTopK keeps k·B codes over the batch in training and uses its th
 TEST_CASE("TopK sparse kernels give the dense path's loss and gradients", "[topk][gradcheck]") {
   const bool centred = GENERATE(false, true);
   const bool batch_rule = GENERATE(false, true);
-  const auto X = normal_batch(12, 8, 21);
+  const auto X = sae_test::normal_batch(12, 8, 21);
   sae::TopKObjective<double> sparse;
   sparse.kernels = sae::Kernels::Sparse;
   sparse.dead_latents = {1, 4, 9, 16, 25, 36, 49};  // AuxK active
@@ -229,7 +222,7 @@ TEST_CASE("TopK gradients match finite differences, AuxK with the residual held 
     sae::Rng rng(seed);
     sae::init_linear_default(m.params(), rng);
     m.params().b_enc.array() += 0.6;  // most pre-activations positive, so the dead ones reach AuxK
-    X = normal_batch(B, D, seed + 1000);
+    X = sae_test::normal_batch(B, D, seed + 1000);
     if (margin_around_cut(pre_activations(m, X), k) > 1e-3) break;
     REQUIRE(seed < 5000);
   }
@@ -296,7 +289,7 @@ TEST_CASE("TopK gradients match finite differences, AuxK with the residual held 
 TEST_CASE("AuxK trains only dead latents and never b_dec", "[topk][auxk]") {
   TopKModel m(8, 48, sae::TopK{4}, sae::Init::LinearDefault, 5);
   m.params().b_enc.array() += 0.5;
-  const auto X = normal_batch(16, 8, 6);
+  const auto X = sae_test::normal_batch(16, 8, 6);
   const std::vector<Index> dead = {2, 5, 8, 13, 21, 34};
   sae::TopKObjective<double> with_aux, without_aux;
   with_aux.dead_latents = dead;
@@ -334,12 +327,12 @@ TEST_CASE("AuxK is unchanged when b_dec and the inputs shift together (no decode
   TopKModel m(8, 48, sae::TopK{4}, sae::Init::LinearDefault, 9);
   m.apply_b_dec_to_input() = true;
   m.params().b_enc.array() += 0.5;
-  auto X = normal_batch(16, 8, 10);
+  auto X = sae_test::normal_batch(16, 8, 10);
   sae::TopKObjective<double> objective;
   objective.dead_latents = {1, 2, 3, 5, 8, 13, 21, 34};
   const auto before = sae::loss(m, X, objective);
   REQUIRE(before.auxiliary > 0);
-  const Eigen::VectorXd delta = 3.0 * normal_batch(8, 1, 11);
+  const Eigen::VectorXd delta = 3.0 * sae_test::normal_batch(8, 1, 11);
   m.params().b_dec += delta;
   X.rowwise() += delta.transpose();
   const auto after = sae::loss(m, X, objective);
