@@ -3,7 +3,7 @@
 
     benchmarks/compare_pytorch.py --sae-bench build-bench/benchmarks/sae_bench
         [--threads 2] [--rounds 3] [--configs all|main|scaling|NAME,...] [--quick] [--json out.json]
-        [--sae-only]
+        [--sae-only] [--fma-peak PATH]
 
 For each configuration the two sides run alternately, --rounds times: sae_bench
 as a subprocess (its last stdout line is a JSON object), then the same step in
@@ -23,6 +23,10 @@ zero_grad(set_to_none=True) (no memset and no accumulation pass; measured no slo
 than set_to_none=False here); Adam is torch.optim.Adam(foreach=False), 1.13's CPU
 default. Each training step gets a fresh batch of standard normals, drawn outside
 the timing, on both sides.
+
+Before the steps it runs sae_fma_peak (built beside sae_bench) to measure the
+cores' FP32 multiply-add peak, and after the table prints the dense steps'
+GFLOP/s on both sides as a share of it: the room any GEMM could have left.
 
 Needs Debian's python3-torch (call it as /usr/bin/python3), except with --sae-only. Exit status: 0 when
 every step ran (whether or not the targets were met: the table says), 1 on an
@@ -123,6 +127,16 @@ def run_sae(sae_bench, c, threads, seed):
     if not lines:
         raise RuntimeError("sae_bench printed nothing: " + " ".join(args))
     return json.loads(lines[-1])
+
+
+def run_fma_peak(path, threads):
+    """The measured FP32 multiply-add peak (GFLOP/s) on `threads` threads, or None."""
+    if not path:
+        return None
+    done = subprocess.run([path, "--threads", str(threads)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if done.returncode != 0:
+        raise RuntimeError("sae_fma_peak failed (exit %d): %s" % (done.returncode, done.stderr.strip()))
+    return json.loads(done.stdout.strip().splitlines()[-1])["gflops"][str(threads)]
 
 
 # ---------------------------------------------------------------------------
@@ -305,6 +319,27 @@ def number(format, value):
     return format % value
 
 
+def print_peak_shares(results, peak):
+    """Dense steps (every nominal flop is done): GFLOP/s on each side against the peak."""
+    dense = [r for r in results if r["config"]["mode"] == "encode"
+             or (r["config"]["arch"] == "relu" and not r["config"]["target_l0"])]
+    if peak is None or not dense:
+        return
+    print()
+    print("Dense steps against the measured FP32 multiply-add peak, %.0f GFLOP/s (sae_fma_peak):" % peak)
+    for r in dense:
+        gflop = r["sae_runs"][0]["nominal_gflop_per_step"]
+        line = "  %-20s sae %6.1f GFLOP/s (%3.0f%%)" % (r["name"], gflop / r["sae_ms"] * 1e3,
+                                                       100 * gflop / r["sae_ms"] * 1e3 / peak)
+        if r["torch_ms"]:
+            line += "   torch %6.1f GFLOP/s (%3.0f%%)" % (gflop / r["torch_ms"] * 1e3,
+                                                       100 * gflop / r["torch_ms"] * 1e3 / peak)
+            if r["target"]:
+                needed = r["target"] * gflop / r["torch_ms"] * 1e3
+                line += "   target %.2fx needs %.1f GFLOP/s (%.0f%%)" % (r["target"], needed, 100 * needed / peak)
+        print(line)
+
+
 def print_tables(results, scaling):
     print()
     print("%-20s %-34s %12s %12s %7s %7s %5s  %8s %8s  %s" % (
@@ -361,11 +396,17 @@ def parse_args(argv):
     p.add_argument("--json", help="write the results here")
     p.add_argument("--skip-without-torch", action="store_true", help="exit 77 (skipped) if torch cannot be imported")
     p.add_argument("--sae-only", action="store_true", help="run the sae side alone (no PyTorch needed)")
+    p.add_argument("--fma-peak", help="path to sae_fma_peak (default: beside sae_bench, if built); '' skips it")
     args = p.parse_args(argv)
     if args.threads < 1 or args.rounds < 1 or args.scaling_rounds < 1:
         p.error("--threads, --rounds and --scaling-rounds must be at least 1")
     if not (os.path.isfile(args.sae_bench) and os.access(args.sae_bench, os.X_OK)):
         p.error("--sae-bench %s is not an executable file" % args.sae_bench)
+    if args.fma_peak is None:
+        beside = os.path.join(os.path.dirname(args.sae_bench), "sae_fma_peak")
+        args.fma_peak = beside if os.access(beside, os.X_OK) else ""
+    elif args.fma_peak and not (os.path.isfile(args.fma_peak) and os.access(args.fma_peak, os.X_OK)):
+        p.error("--fma-peak %s is not an executable file" % args.fma_peak)
     return args
 
 
@@ -400,6 +441,9 @@ def main(argv):
     print("OMP_WAIT_POLICY=%s" % os.environ["OMP_WAIT_POLICY"])
     started = time.perf_counter()
     try:
+        peak = None if args.quick else run_fma_peak(args.fma_peak, args.threads)
+        if peak is not None:
+            print("FP32 multiply-add peak, %d thread(s): %.1f GFLOP/s" % (args.threads, peak))
         results = measure(args, torch, configs, rounds_for)
     except RuntimeError as e:
         print("compare_pytorch.py: %s" % e, file=sys.stderr)
@@ -411,6 +455,7 @@ def main(argv):
              build.get("target_features")))
     scaling = judge(results, args.quick)
     print_tables(results, scaling)
+    print_peak_shares(results, peak)
     print("\n%.0f s in all" % (time.perf_counter() - started))
 
     if args.json:
@@ -419,7 +464,8 @@ def main(argv):
             torch=None if torch is None else dict(
                 version=torch.__version__, threads=torch.get_num_threads(),
                 zero_grad="set_to_none=True", adam="foreach=False"),
-            threads=args.threads, quick=args.quick, sae_build=build, results=results, scaling=scaling)
+            threads=args.threads, quick=args.quick, sae_build=build, fma_peak_gflops=peak, results=results,
+            scaling=scaling)
         with open(args.json, "w") as f:
             json.dump(report, f, indent=1)
         print("wrote " + args.json)
