@@ -110,17 +110,13 @@ struct GatedObjective {
 
     ws.error.resize(batch, model.input_dim());
     ws.error.noalias() = ws.codes * p.W_dec;
-    ws.error.rowwise() += p.b_dec.transpose();
-    ws.error -= X.derived();
     ws.auxiliary_error.resize(batch, model.input_dim());
     ws.auxiliary_error.noalias() = ws.code_gradient * p.W_dec;
-    ws.auxiliary_error.rowwise() += p.b_dec.transpose();
-    ws.auxiliary_error -= X.derived();
 
     const double b = static_cast<double>(batch);
     LossReport r;
-    r.l2 = static_cast<double>(ws.error.squaredNorm()) / b;
-    r.auxiliary = static_cast<double>(ws.auxiliary_error.squaredNorm()) / b;
+    r.l2 = detail::reconstruction_error(model, X, ws.error);
+    r.auxiliary = detail::reconstruction_error(model, X, ws.auxiliary_error);
     r.l0 = static_cast<double>(firing) / b;
     if (weighting == L1Weighting::DecoderNorm) {
       ws.decoder_norms.resize(dict);

@@ -111,12 +111,10 @@ struct L1Objective {
       ws.error.resize(batch, model.input_dim());
       ws.error.noalias() = ws.codes * p.W_dec;
     }
-    ws.error.rowwise() += p.b_dec.transpose();
-    ws.error -= X.derived();
 
     const double b = static_cast<double>(batch);
     LossReport r;
-    r.l2 = static_cast<double>(ws.error.squaredNorm()) / b;
+    r.l2 = detail::reconstruction_error(model, X, ws.error);
     double l1_sum;
     if (weighting == L1Weighting::DecoderNorm) {
       ws.decoder_norms.resize(model.dict_size());

@@ -33,6 +33,15 @@ void check_objective_input(const Model& model, const Eigen::MatrixBase<Derived>&
   if (X.rows() == 0) throw std::invalid_argument(std::string(where) + ": the input batch has no rows");
 }
 
+/// Turns `decoded` = codes · W_dec (B x D, before the decoder bias) into
+/// x̂ − x in place and returns (1/B) Σ_b ‖x̂_b − x_b‖², the l2 term.
+template <typename Model, typename DerivedX, typename Scalar>
+double reconstruction_error(const Model& model, const Eigen::MatrixBase<DerivedX>& X, Batch<Scalar>& decoded) {
+  decoded.rowwise() += model.params().b_dec.transpose();
+  decoded -= X.derived();
+  return static_cast<double>(decoded.squaredNorm()) / static_cast<double>(X.rows());
+}
+
 /// Sizes `grads` like the model's parameters if they differ (first call).
 template <typename Model, typename Grads>
 void size_gradients(const Model& model, Grads& grads) {

@@ -102,12 +102,10 @@ struct TopKObjective {
       ws.error.resize(batch, model.input_dim());
       ws.error.noalias() = ws.codes * p.W_dec;
     }
-    ws.error.rowwise() += p.b_dec.transpose();
-    ws.error -= X.derived();
 
     const double b = static_cast<double>(batch);
     LossReport r;
-    r.l2 = static_cast<double>(ws.error.squaredNorm()) / b;
+    r.l2 = detail::reconstruction_error(model, X, ws.error);
     r.l0 = static_cast<double>(ws.active.nonzeros()) / b;
     double l1 = 0;
     for (Scalar v : ws.active.value) l1 += static_cast<double>(v);
