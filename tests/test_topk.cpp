@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 #include <numeric>
+#include <utility>
 #include <vector>
 
 #include <catch2/catch.hpp>
@@ -140,6 +141,44 @@ TEST_CASE("TopK encode keeps the k largest pre-activations of each token, throug
   // k out of range is refused with the reason.
   SAE_CHECK_THROWS(TopKModel(6, 40, sae::TopK{41}), std::invalid_argument, Catch::Contains("k must be in [1, dict_size = 40]"));
   SAE_CHECK_THROWS(TopKModel(6, 40, sae::TopK{0}), std::invalid_argument, Catch::Contains("got 0"));
+}
+
+TEST_CASE("TopKObjective leaves each token's k codes dense in the workspace and AuxK's among the dead latents",
+          "[topk][auxk]") {
+  TopKModel m(6, 40, sae::TopK{4}, sae::Init::LinearDefault, 13);
+  m.params().b_enc.array() += 0.2;  // most entries positive, so the ReLU rarely trims the k
+  const auto X = sae_test::normal_batch(9, 6, 14);
+  const auto P = pre_activations(m, X);
+  sae::TopKObjective<double> objective;
+  objective.dead_latents = {0, 3, 7, 12, 18, 25, 33, 39};
+  objective.aux_k = 3;
+  sae::LossWorkspace<double> ws;
+  objective.evaluate(m, X, ws);
+
+  REQUIRE(ws.auxiliary.rows == 9);
+  Index aux_entries = 0;
+  for (Index b = 0; b < P.rows(); ++b) {
+    // Codes: the row's 4 largest pre-activations where positive, by a full sort.
+    const std::vector<double> row(P.row(b).data(), P.row(b).data() + P.cols());
+    const auto kept = top_k_by_sorting(row, 4);
+    for (Index f = 0; f < P.cols(); ++f) {
+      const bool chosen = std::find(kept.begin(), kept.end(), f) != kept.end();
+      CHECK(ws.codes(b, f) == (chosen && P(b, f) > 0 ? P(b, f) : 0.0));
+    }
+    // AuxK: the 3 largest positive pre-activations among the dead latents.
+    std::vector<double> dead_values;
+    for (Index f : objective.dead_latents) dead_values.push_back(P(b, f));
+    std::vector<std::pair<Index, double>> expected;
+    for (Index j : top_k_by_sorting(dead_values, 3))
+      if (dead_values[j] > 0) expected.emplace_back(objective.dead_latents[j], dead_values[j]);
+    std::vector<std::pair<Index, double>> got;
+    for (Index j = ws.auxiliary.row_start[b]; j < ws.auxiliary.row_start[b + 1]; ++j)
+      got.emplace_back(ws.auxiliary.latent[j], ws.auxiliary.value[j]);
+    std::sort(got.begin(), got.end());
+    CHECK(got == expected);
+    aux_entries += static_cast<Index>(got.size());
+  }
+  CHECK(aux_entries > 9);  // the check above saw real AuxK entries
 }
 
 TEST_CASE("BatchTopK keeps k·B codes over the batch in training and uses its threshold at inference", "[topk]") {

@@ -78,23 +78,22 @@ struct TopKObjective {
     const auto& p = model.params();
     const Index batch = X.rows();
 
-    // The pre-activations, then the kept entries (through the ReLU), a row at a time.
+    // The pre-activations; then the kept entries (through the ReLU) and
+    // AuxK's into ws.active and ws.auxiliary, and the dense codes (for metrics
+    // and dead-latent bookkeeping) in place of the pre-activations.
+    const Index aux_k = auxiliary_k(model);
     detail::pre_activations(model, X, ws);
-    if constexpr (std::is_same<Activation, TopK>::value)
-      select_per_token(ws.codes, model.activation().k, ws);
-    else
+    if constexpr (std::is_same<Activation, TopK>::value) {
+      select_per_token(model.activation().k, aux_k, ws);
+    } else {
       select_over_batch(ws.codes, model.activation().k * batch, ws);
-    select_auxiliary(model, ws);
+      select_auxiliary(aux_k, ws);
+      write_dense_codes(ws);
+    }
     ws.active.index_by_latent();
     ws.auxiliary.index_by_latent();
 
-    // Dense codes (for metrics and dead-latent bookkeeping), then x̂ − x.
-    SAE_OMP(parallel for schedule(static) if (detail::worth_parallel(ws.codes.size())))
-    for (Index b = 0; b < batch; ++b) {
-      ws.codes.row(b).setZero();
-      for (Index j = ws.active.row_start[b]; j < ws.active.row_start[b + 1]; ++j)
-        ws.codes(b, ws.active.latent[j]) = ws.active.value[j];
-    }
+    // x̂ − x.
     ws.sparse_step = detail::use_sparse_kernels(kernels, ws.active.density());
     if (ws.sparse_step) {
       detail::sparse_decode(ws.active, p.W_dec, ws.error);
@@ -185,42 +184,93 @@ struct TopKObjective {
     return aux_k_coefficient * std::min(dead / static_cast<double>(effective_aux_k(model)), 1.0);
   }
 
-  // The k largest of each row of P, kept where positive.
-  static void select_per_token(const Batch<Scalar>& P, Index k, LossWorkspace<Scalar>& ws) {
-    k = std::min(k, P.cols());
-    select_rows(P.rows(), P.cols(), k, P.size(), ws.active, [&](Index b, Index* latent, Scalar* value) {
-      thread_local std::vector<Index> chosen;
-      detail::select_top_k(P.row(b).data(), P.cols(), k, chosen);
-      Index kept = 0;
-      for (Index f : chosen)
-        if (P(b, f) > Scalar(0)) {
-          latent[kept] = f;
-          value[kept] = P(b, f);
-          ++kept;
-        }
-      return kept;
-    });
+  // k_aux for this batch, 0 without AuxK (no dead latents or α = 0); checks
+  // the dead latents first (before any parallel loop, which must not throw).
+  template <typename Model>
+  Index auxiliary_k(const Model& model) const {
+    const Index dead = static_cast<Index>(dead_latents.size());
+    if (dead == 0 || aux_k_coefficient == 0.0) return 0;
+    for (Index f : dead_latents)
+      if (f < 0 || f >= model.dict_size())
+        throw std::invalid_argument("sae::TopKObjective: dead latent " + std::to_string(f) + " is out of range [0, " +
+                                    std::to_string(model.dict_size()) + ")");
+    return std::min(effective_aux_k(model), dead);
   }
 
-  // Fills `codes` (rows x cols) row by row: select_row(b, latent, value)
-  // writes at most `width` entries of row b and returns how many. Rows are
-  // selected in parallel into `width` slots each, then packed in row order,
-  // so the result is the same for any thread count.
-  template <typename SelectRow>
-  static void select_rows(Index rows, Index cols, Index width, [[maybe_unused]] Index work,
-                          SparseCodes<Scalar>& codes, SelectRow&& select_row) {
+  // TopK, in one pass over the rows of P = ws.codes: each row's k largest
+  // entries (kept where positive) into ws.active and its AuxK entries into
+  // ws.auxiliary, then the row becomes its dense codes while it is in cache.
+  void select_per_token(Index k, Index aux_k, LossWorkspace<Scalar>& ws) const {
+    Batch<Scalar>& P = ws.codes;
+    const Index rows = P.rows(), cols = P.cols();
+    k = std::min(k, cols);
+    start_slots(ws.active, rows, cols, k);
+    start_slots(ws.auxiliary, rows, cols, aux_k);
+    SAE_OMP(parallel for schedule(static) if (detail::worth_parallel(P.size())))
+    for (Index b = 0; b < rows; ++b) {
+      Scalar* row = P.row(b).data();
+      Index* latent = ws.active.latent.data() + b * k;
+      Scalar* value = ws.active.value.data() + b * k;
+      const Index kept = select_top_k_row(row, cols, k, latent, value);
+      ws.active.row_start[static_cast<std::size_t>(b) + 1] = kept;
+      if (aux_k > 0)
+        ws.auxiliary.row_start[static_cast<std::size_t>(b) + 1] = select_auxiliary_row(
+            row, aux_k, ws.auxiliary.latent.data() + b * aux_k, ws.auxiliary.value.data() + b * aux_k);
+      std::fill(row, row + cols, Scalar(0));
+      for (Index j = 0; j < kept; ++j) row[latent[j]] = value[j];
+    }
+    pack_slots(ws.active, k);
+    pack_slots(ws.auxiliary, aux_k);
+  }
+
+  // The k largest entries of row[0 .. cols), those that are positive, into
+  // latent and value; returns how many.
+  static Index select_top_k_row(const Scalar* row, Index cols, Index k, Index* latent, Scalar* value) {
+    thread_local std::vector<Index> chosen;
+    detail::select_top_k(row, cols, k, chosen);
+    Index kept = 0;
+    for (Index f : chosen)
+      if (row[f] > Scalar(0)) {
+        latent[kept] = f;
+        value[kept] = row[f];
+        ++kept;
+      }
+    return kept;
+  }
+
+  // The same among the dead latents only (AuxK): k of them at most.
+  Index select_auxiliary_row(const Scalar* row, Index k, Index* latent, Scalar* value) const {
+    thread_local std::vector<Scalar> dead_values;
+    thread_local std::vector<Index> chosen;
+    const Index dead = static_cast<Index>(dead_latents.size());
+    dead_values.resize(static_cast<std::size_t>(dead));
+    for (Index j = 0; j < dead; ++j) dead_values[static_cast<std::size_t>(j)] = row[dead_latents[j]];
+    detail::select_top_k(dead_values.data(), dead, k, chosen);
+    Index kept = 0;
+    for (Index j : chosen) {
+      const Scalar v = dead_values[static_cast<std::size_t>(j)];
+      if (v > Scalar(0)) {
+        latent[kept] = dead_latents[j];
+        value[kept] = v;
+        ++kept;
+      }
+    }
+    return kept;
+  }
+
+  // Rows selected in parallel write into `width` slots each (row b's at
+  // b·width, its count at row_start[b + 1]); pack_slots then moves them
+  // together in row order, so the result is the same for any thread count.
+  static void start_slots(SparseCodes<Scalar>& codes, Index rows, Index cols, Index width) {
     codes.rows = rows;
     codes.cols = cols;
-    codes.row_start.resize(static_cast<std::size_t>(rows) + 1);
+    codes.row_start.assign(static_cast<std::size_t>(rows) + 1, 0);
     codes.latent.resize(static_cast<std::size_t>(rows * width));
     codes.value.resize(static_cast<std::size_t>(rows * width));
-    SAE_OMP(parallel for schedule(static) if (detail::worth_parallel(work)))
-    for (Index b = 0; b < rows; ++b)
-      codes.row_start[static_cast<std::size_t>(b) + 1] =
-          select_row(b, codes.latent.data() + b * width, codes.value.data() + b * width);
-    // Pack: row b's entries move from b·width down to the running total.
-    codes.row_start[0] = 0;
-    for (Index b = 0; b < rows; ++b) {
+  }
+
+  static void pack_slots(SparseCodes<Scalar>& codes, Index width) {
+    for (Index b = 0; b < codes.rows; ++b) {
       const Index from = b * width, to = codes.row_start[static_cast<std::size_t>(b)];
       const Index count = codes.row_start[static_cast<std::size_t>(b) + 1];
       for (Index j = 0; j < count && from != to; ++j) {
@@ -264,38 +314,29 @@ struct TopKObjective {
     ws.smallest_kept_code = std::isfinite(smallest) ? smallest : 0.0;
   }
 
-  // Per token, the k_aux largest ReLU'd pre-activations among the dead latents.
-  template <typename Model>
-  void select_auxiliary(const Model& model, LossWorkspace<Scalar>& ws) const {
+  // BatchTopK's AuxK: per token, the aux_k largest ReLU'd pre-activations
+  // among the dead latents.
+  void select_auxiliary(Index aux_k, LossWorkspace<Scalar>& ws) const {
     const Batch<Scalar>& P = ws.codes;
-    ws.auxiliary.reset(P.rows(), P.cols());
-    const Index dead = static_cast<Index>(dead_latents.size());
-    if (dead == 0 || aux_k_coefficient == 0.0) {
-      for (Index b = 0; b < P.rows(); ++b) ws.auxiliary.end_row();
-      return;
+    start_slots(ws.auxiliary, P.rows(), P.cols(), aux_k);
+    if (aux_k > 0) {
+      [[maybe_unused]] const Index work = P.rows() * static_cast<Index>(dead_latents.size());
+      SAE_OMP(parallel for schedule(static) if (detail::worth_parallel(work)))
+      for (Index b = 0; b < P.rows(); ++b)
+        ws.auxiliary.row_start[static_cast<std::size_t>(b) + 1] = select_auxiliary_row(
+            P.row(b).data(), aux_k, ws.auxiliary.latent.data() + b * aux_k, ws.auxiliary.value.data() + b * aux_k);
     }
-    for (Index f : dead_latents)
-      if (f < 0 || f >= model.dict_size())
-        throw std::invalid_argument("sae::TopKObjective: dead latent " + std::to_string(f) + " is out of range [0, " +
-                                    std::to_string(model.dict_size()) + ")");
-    const Index k = std::min(effective_aux_k(model), dead);
-    select_rows(P.rows(), P.cols(), k, P.rows() * dead, ws.auxiliary, [&](Index b, Index* latent, Scalar* value) {
-      thread_local std::vector<Scalar> dead_values;
-      thread_local std::vector<Index> chosen;
-      dead_values.resize(static_cast<std::size_t>(dead));
-      for (Index j = 0; j < dead; ++j) dead_values[static_cast<std::size_t>(j)] = P(b, dead_latents[j]);
-      detail::select_top_k(dead_values.data(), dead, k, chosen);
-      Index kept = 0;
-      for (Index j : chosen) {
-        const Scalar v = dead_values[static_cast<std::size_t>(j)];
-        if (v > Scalar(0)) {
-          latent[kept] = dead_latents[j];
-          value[kept] = v;
-          ++kept;
-        }
-      }
-      return kept;
-    });
+    pack_slots(ws.auxiliary, aux_k);
+  }
+
+  // BatchTopK: ws.codes from the pre-activations to the dense codes of ws.active.
+  static void write_dense_codes(LossWorkspace<Scalar>& ws) {
+    SAE_OMP(parallel for schedule(static) if (detail::worth_parallel(ws.codes.size())))
+    for (Index b = 0; b < ws.codes.rows(); ++b) {
+      ws.codes.row(b).setZero();
+      for (Index j = ws.active.row_start[b]; j < ws.active.row_start[b + 1]; ++j)
+        ws.codes(b, ws.active.latent[j]) = ws.active.value[j];
+    }
   }
 };
 
