@@ -38,6 +38,7 @@ import json
 import math
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -239,6 +240,17 @@ def cpu_model():
     return platform.processor() or "unknown"
 
 
+def loaded_blas():
+    """The BLAS libraries this process has mapped (PyTorch's, once torch is imported)."""
+    try:
+        with open("/proc/self/maps") as f:
+            paths = {line.split()[-1] for line in f if "/" in line}
+    except OSError:
+        return "unknown"
+    blas = sorted(p for p in paths if re.search(r"lib(open)?blas|libmkl|libblis", os.path.basename(p)))
+    return ", ".join(blas) or "none found"
+
+
 def measure(args, torch, configs, rounds_for):
     """Runs every configuration; torch None: the sae side only."""
     results = []
@@ -436,6 +448,7 @@ def main(argv):
     if torch is not None:
         print("PyTorch %s, %d thread(s) (of %d CPUs: %s); python %s" % (
             torch.__version__, torch.get_num_threads(), os.cpu_count() or 0, cpu_model(), platform.python_version()))
+        print("PyTorch's BLAS: %s" % loaded_blas())
     else:
         print("sae only (no PyTorch), %d thread(s) (of %d CPUs: %s)" % (args.threads, os.cpu_count() or 0, cpu_model()))
     print("OMP_WAIT_POLICY=%s" % os.environ["OMP_WAIT_POLICY"])
@@ -453,6 +466,7 @@ def main(argv):
           % (build.get("compiler"), build.get("cxx_flags"), build.get("eigen_version"),
              "on" if build.get("openmp") else "off", "on" if build.get("eigen_use_blas") else "off",
              build.get("target_features")))
+    print("sae_bench's BLAS: %s" % build.get("blas", "not reported"))
     scaling = judge(results, args.quick)
     print_tables(results, scaling)
     print_peak_shares(results, peak)

@@ -321,6 +321,28 @@ std::string target_features() {
   return features.empty() ? "baseline" : features;
 }
 
+// The BLAS behind Eigen's products. OpenBLAS describes itself through two
+// functions of its own, declared weak so that under another BLAS (or none)
+// they are null instead of a link error.
+#if defined(__GNUC__) && defined(__ELF__)
+extern "C" {
+char* openblas_get_config() __attribute__((weak));
+int openblas_get_parallel() __attribute__((weak));
+}
+#endif
+
+std::string blas_description() {
+  if (!eigen_uses_blas()) return "none (Eigen's GEMM)";
+#if defined(__GNUC__) && defined(__ELF__)
+  if (openblas_get_config && openblas_get_parallel) {
+    const int parallel = openblas_get_parallel();  // 0 sequential, 1 its own pthreads, 2 OpenMP
+    return std::string(openblas_get_config()) + ", threads: " +
+           (parallel == 2 ? "OpenMP" : parallel == 1 ? "pthreads" : "none");
+  }
+#endif
+  return "not OpenBLAS";
+}
+
 std::string eigen_version() {
   return std::to_string(EIGEN_WORLD_VERSION) + "." + std::to_string(EIGEN_MAJOR_VERSION) + "." +
          std::to_string(EIGEN_MINOR_VERSION);
@@ -391,6 +413,7 @@ int main(int argc, char** argv) {
     std::printf("build: %s, flags '%s' (%s), Eigen %s, OpenMP %s, EIGEN_USE_BLAS %s, target %s\n",
                 compiler().c_str(), SAE_BENCH_CXX_FLAGS, SAE_BENCH_BUILD_TYPE, eigen_version().c_str(),
                 built_with_openmp() ? "on" : "off", eigen_uses_blas() ? "on" : "off", target_features().c_str());
+    std::printf("BLAS: %s\n", blas_description().c_str());
     std::fflush(stdout);
 
     // The input: standard normals (encode: one batch; train: a new one each step).
@@ -440,6 +463,7 @@ int main(int argc, char** argv) {
          << ", \"openmp\": " << (built_with_openmp() ? "true" : "false")
          << ", \"eigen_version\": " << json_string(eigen_version())
          << ", \"eigen_use_blas\": " << (eigen_uses_blas() ? "true" : "false")
+         << ", \"blas\": " << json_string(blas_description())
          << ", \"target_features\": " << json_string(target_features())
          << ", \"eigen_simd\": " << json_string(Eigen::SimdInstructionSetsInUse()) << "}}";
     std::printf("%s\n", json.str().c_str());

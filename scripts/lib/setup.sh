@@ -16,8 +16,10 @@ JOBS="$(nproc 2>/dev/null || getconf _NPROCESSORS_ONLN 2>/dev/null || echo 2)"
 # Debian packages the build and tests need (nlohmann-json3-dev, zlib1g-dev and
 # python3-numpy are for the file formats, sae::io, and their reference scripts;
 # chromium renders sae_report's page headless in the sae.report.browser test,
-# which is skipped where chromium is absent).
-SAE_PACKAGES=(make pkg-config libeigen3-dev catch2 nlohmann-json3-dev zlib1g-dev python3-numpy chromium)
+# which is skipped where chromium is absent; libopenblas-openmp-dev is the
+# OpenBLAS that SAE_USE_BLAS links with OpenMP, tested by sae.openblas).
+SAE_PACKAGES=(make pkg-config libeigen3-dev catch2 nlohmann-json3-dev zlib1g-dev python3-numpy chromium
+              libopenblas-openmp-dev)
 
 # What scripts/test's sanitizer stage adds to them: clang and its sanitizer and
 # libFuzzer runtimes (a separate package in Debian 12, for clang 14).
