@@ -213,9 +213,7 @@ struct TopKObjective {
       Scalar* value = ws.active.value.data() + b * k;
       const Index kept = select_top_k_row(row, cols, k, latent, value);
       ws.active.row_start[static_cast<std::size_t>(b) + 1] = kept;
-      if (aux_k > 0)
-        ws.auxiliary.row_start[static_cast<std::size_t>(b) + 1] = select_auxiliary_row(
-            row, aux_k, ws.auxiliary.latent.data() + b * aux_k, ws.auxiliary.value.data() + b * aux_k);
+      if (aux_k > 0) select_auxiliary_row(row, b, aux_k, ws.auxiliary);
       std::fill(row, row + cols, Scalar(0));
       for (Index j = 0; j < kept; ++j) row[latent[j]] = value[j];
     }
@@ -238,8 +236,11 @@ struct TopKObjective {
     return kept;
   }
 
-  // The same among the dead latents only (AuxK): k of them at most.
-  Index select_auxiliary_row(const Scalar* row, Index k, Index* latent, Scalar* value) const {
+  // The same among the dead latents only (AuxK), k of them at most, into
+  // row b's slot of `auxiliary` (see start_slots).
+  void select_auxiliary_row(const Scalar* row, Index b, Index k, SparseCodes<Scalar>& auxiliary) const {
+    Index* latent = auxiliary.latent.data() + b * k;
+    Scalar* value = auxiliary.value.data() + b * k;
     thread_local std::vector<Scalar> dead_values;
     thread_local std::vector<Index> chosen;
     const Index dead = static_cast<Index>(dead_latents.size());
@@ -255,7 +256,7 @@ struct TopKObjective {
         ++kept;
       }
     }
-    return kept;
+    auxiliary.row_start[static_cast<std::size_t>(b) + 1] = kept;
   }
 
   // Rows selected in parallel write into `width` slots each (row b's at
@@ -322,9 +323,7 @@ struct TopKObjective {
     if (aux_k > 0) {
       [[maybe_unused]] const Index work = P.rows() * static_cast<Index>(dead_latents.size());
       SAE_OMP(parallel for schedule(static) if (detail::worth_parallel(work)))
-      for (Index b = 0; b < P.rows(); ++b)
-        ws.auxiliary.row_start[static_cast<std::size_t>(b) + 1] = select_auxiliary_row(
-            P.row(b).data(), aux_k, ws.auxiliary.latent.data() + b * aux_k, ws.auxiliary.value.data() + b * aux_k);
+      for (Index b = 0; b < P.rows(); ++b) select_auxiliary_row(P.row(b).data(), b, aux_k, ws.auxiliary);
     }
     pack_slots(ws.auxiliary, aux_k);
   }
