@@ -275,6 +275,9 @@ def measure(args, torch, configs, rounds_for):
             sae_tokens_per_second=c["batch"] / (sae_ms / 1000.0),
             torch_tokens_per_second=c["batch"] / (torch_ms / 1000.0) if torch_ms else None,
             ratio=torch_ms / sae_ms if torch_ms else None,  # = sae tokens/s / torch tokens/s (same batch)
+            # Each round's own ratio (the two sides ran back to back): how far
+            # the machine's noise moves the ratio itself.
+            round_ratios=[t["median_ms"] / s["median_ms"] for s, t in zip(sae_runs, torch_runs)],
             sae_l0=statistics.fmean(s["l0"] for s in sae_runs),
             torch_l0=statistics.fmean(t["l0"] for t in torch_runs) if torch_runs else None,
             sae_peak_rss_mib=max(s["peak_rss_mib"] for s in sae_runs),
@@ -365,6 +368,13 @@ def print_tables(results, scaling):
             r["sae_expected_mib"]))
     print("ratio = sae tokens/s / PyTorch tokens/s; expected memory = parameters x 4 (weights, gradients, two "
           "Adam moments; x 1 for encode) + the batch's activations")
+    spread = [r for r in results if len(r["round_ratios"]) > 1]
+    if spread:
+        print("Each round's own ratio (sae and PyTorch back to back), lowest / median / highest:")
+        for r in spread:
+            print("  %-20s %6.2fx / %6.2fx / %6.2fx  (%d rounds)" % (
+                r["name"], min(r["round_ratios"]), statistics.median(r["round_ratios"]), max(r["round_ratios"]),
+                len(r["round_ratios"])))
     if scaling:
         print()
         print("Scaling: time per step / (factor x time at the base size); 1.00 is exactly proportional. "
