@@ -299,7 +299,7 @@ bool eigen_uses_blas() {
 // The instruction sets the compiler targeted (Eigen's own list stops at "AVX").
 std::string target_features() {
   std::string features;
-  auto add = [&](const char* name) { features += (features.empty() ? "" : " ") + std::string(name); };
+  [[maybe_unused]] auto add = [&](const char* name) { features += (features.empty() ? "" : " ") + std::string(name); };
 #ifdef __AVX512F__
   add("AVX512F");
 #endif
@@ -371,105 +371,95 @@ std::string json_number(double v) {
   return s.str();
 }
 
+// Runs the configured steps and prints their report.
+int benchmark(const Options& o) {
+  const double baseline_rss_mib = peak_rss_mib();
+  if (o.threads > 0) {
+#ifdef _OPENMP
+    omp_set_num_threads(static_cast<int>(o.threads));
+#else
+    if (o.threads > 1)
+      std::fprintf(stderr, "sae_bench: warning: built without OpenMP, so Eigen runs on one thread\n");
+#endif
+    Eigen::setNbThreads(static_cast<int>(o.threads));
+  }
+  const int threads = Eigen::nbThreads();
+
+  const double B = static_cast<double>(o.batch), D = static_cast<double>(o.d), F = static_cast<double>(o.f);
+  const bool training = o.mode == "train";
+  const double nominal_flop = (training ? 10.0 : 2.0) * B * D * F;
+  const double param_count = 2.0 * D * F + F + D;
+  const double param_mib = param_count * sizeof(float) / kMiB;
+  // Training holds weights, gradients and Adam's two moments; inference only the weights.
+  const double model_state_mib = (training ? 4.0 : 1.0) * param_mib;
+  // The batch's activations a dense step needs: input and error (B x D),
+  // codes and their gradient (B x F); encoding, the input and the codes.
+  const double activation_mib = (training ? 2.0 * B * (D + F) : B * (D + F)) * sizeof(float) / kMiB;
+
+  std::printf("sae_bench: %s %s, D=%lld F=%lld B=%lld", o.arch.c_str(), o.mode.c_str(), o.d, o.f, o.batch);
+  if (o.arch == "topk") std::printf(" k=%lld", o.k);
+  if (o.target_l0) std::printf(" target L0=%g", *o.target_l0);
+  std::printf(", kernels %s, %d thread%s\n", sae_bench::kernels_name(o.kernels), threads, threads == 1 ? "" : "s");
+  std::printf("build: %s, flags '%s' (%s), Eigen %s, OpenMP %s, EIGEN_USE_BLAS %s, target %s\n",
+              compiler().c_str(), SAE_BENCH_CXX_FLAGS, SAE_BENCH_BUILD_TYPE, eigen_version().c_str(),
+              built_with_openmp() ? "on" : "off", eigen_uses_blas() ? "on" : "off", target_features().c_str());
+  std::printf("BLAS: %s\n", blas_description().c_str());
+  std::fflush(stdout);
+
+  // The input: standard normals (encode: one batch; train: a new one each step).
+  sae::Rng data_rng(static_cast<std::uint64_t>(o.seed) + 1);
+  sae::Batch<float> X(o.batch, o.d);
+  sae_bench::fill_standard_normal(X, data_rng);
+  const RunResult r = run(o, X, data_rng);
+
+  const double median_ms = r.times.median();
+  const double tokens_per_second = B / (median_ms / 1000.0);
+  const double effective_gflops = nominal_flop / (median_ms / 1000.0) / 1e9;
+  std::printf("median %.2f ms/step, mean %.2f, min %.2f; %.0f tokens/s; %.1f effective GFLOP/s "
+              "(dense count %.3g GFLOP/step; the sparse kernels do less)\n",
+              median_ms, r.times.mean(), r.times.min(), tokens_per_second, effective_gflops, nominal_flop / 1e9);
+  std::printf("L0 %.1f (first timed step %.1f, last %.1f)%s\n", r.l0_mean, r.l0_first, r.l0_last,
+              training ? "" : " of the encoded codes");
+  std::printf("memory: peak RSS %.1f MiB; parameters %.1f MiB x %d = %.1f MiB, batch activations %.1f MiB, "
+              "sum %.1f MiB; process before allocating %.1f MiB\n",
+              r.peak_rss_mib, param_mib, training ? 4 : 1, model_state_mib, activation_mib,
+              model_state_mib + activation_mib, baseline_rss_mib);
+
+  // The last line: everything above, as one JSON object.
+  std::ostringstream json;
+  json << "{\"config\": {\"arch\": " << json_string(o.arch) << ", \"mode\": " << json_string(o.mode)
+       << ", \"d\": " << o.d << ", \"f\": " << o.f << ", \"batch\": " << o.batch
+       << ", \"k\": " << (o.arch == "topk" ? std::to_string(o.k) : "null")
+       << ", \"target_l0\": " << (o.target_l0 ? json_number(*o.target_l0) : "null")
+       << ", \"l1\": " << json_number(o.l1) << ", \"lr\": " << json_number(o.lr) << ", \"steps\": " << o.steps
+       << ", \"warmup\": " << o.warmup << ", \"seed\": " << o.seed << "}"
+       << ", \"median_ms\": " << json_number(median_ms) << ", \"mean_ms\": " << json_number(r.times.mean())
+       << ", \"min_ms\": " << json_number(r.times.min())
+       << ", \"tokens_per_second\": " << json_number(tokens_per_second)
+       << ", \"effective_gflops\": " << json_number(effective_gflops)
+       << ", \"nominal_gflop_per_step\": " << json_number(nominal_flop / 1e9)
+       << ", \"peak_rss_mib\": " << json_number(r.peak_rss_mib)
+       << ", \"baseline_rss_mib\": " << json_number(baseline_rss_mib)
+       << ", \"param_count\": " << json_number(param_count) << ", \"param_mib\": " << json_number(param_mib)
+       << ", \"model_state_mib\": " << json_number(model_state_mib)
+       << ", \"activation_mib\": " << json_number(activation_mib) << ", \"l0\": " << json_number(r.l0_mean)
+       << ", \"l0_first\": " << json_number(r.l0_first) << ", \"l0_last\": " << json_number(r.l0_last)
+       << ", \"loss\": " << (training ? json_number(r.loss) : "null") << ", \"threads\": " << threads
+       << ", \"kernels\": " << json_string(sae_bench::kernels_name(o.kernels)) << ", \"step_ms\": [";
+  for (std::size_t i = 0; i < r.times.ms.size(); ++i) json << (i ? ", " : "") << json_number(r.times.ms[i]);
+  json << "], \"build\": {\"compiler\": " << json_string(compiler())
+       << ", \"cxx_flags\": " << json_string(SAE_BENCH_CXX_FLAGS)
+       << ", \"build_type\": " << json_string(SAE_BENCH_BUILD_TYPE)
+       << ", \"openmp\": " << (built_with_openmp() ? "true" : "false")
+       << ", \"eigen_version\": " << json_string(eigen_version())
+       << ", \"eigen_use_blas\": " << (eigen_uses_blas() ? "true" : "false")
+       << ", \"blas\": " << json_string(blas_description())
+       << ", \"target_features\": " << json_string(target_features())
+       << ", \"eigen_simd\": " << json_string(Eigen::SimdInstructionSetsInUse()) << "}}";
+  std::printf("%s\n", json.str().c_str());
+  return 0;
+}
+
 }  // namespace
 
-int main(int argc, char** argv) {
-  Options o;
-  try {
-    o = parse(argc, argv);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "sae_bench: error: %s\n", e.what());
-    return 2;
-  }
-
-  try {
-    const double baseline_rss_mib = peak_rss_mib();
-    if (o.threads > 0) {
-#ifdef _OPENMP
-      omp_set_num_threads(static_cast<int>(o.threads));
-#else
-      if (o.threads > 1)
-        std::fprintf(stderr, "sae_bench: warning: built without OpenMP, so Eigen runs on one thread\n");
-#endif
-      Eigen::setNbThreads(static_cast<int>(o.threads));
-    }
-    const int threads = Eigen::nbThreads();
-
-    const double B = static_cast<double>(o.batch), D = static_cast<double>(o.d), F = static_cast<double>(o.f);
-    const bool training = o.mode == "train";
-    const double nominal_flop = (training ? 10.0 : 2.0) * B * D * F;
-    const double param_count = 2.0 * D * F + F + D;
-    const double param_mib = param_count * sizeof(float) / kMiB;
-    // Training holds weights, gradients and Adam's two moments; inference only the weights.
-    const double model_state_mib = (training ? 4.0 : 1.0) * param_mib;
-    // The batch's activations a dense step needs: input and error (B x D),
-    // codes and their gradient (B x F); encoding, the input and the codes.
-    const double activation_mib = (training ? 2.0 * B * (D + F) : B * (D + F)) * sizeof(float) / kMiB;
-
-    std::printf("sae_bench: %s %s, D=%lld F=%lld B=%lld", o.arch.c_str(), o.mode.c_str(), o.d, o.f, o.batch);
-    if (o.arch == "topk") std::printf(" k=%lld", o.k);
-    if (o.target_l0) std::printf(" target L0=%g", *o.target_l0);
-    std::printf(", kernels %s, %d thread%s\n", sae_bench::kernels_name(o.kernels), threads, threads == 1 ? "" : "s");
-    std::printf("build: %s, flags '%s' (%s), Eigen %s, OpenMP %s, EIGEN_USE_BLAS %s, target %s\n",
-                compiler().c_str(), SAE_BENCH_CXX_FLAGS, SAE_BENCH_BUILD_TYPE, eigen_version().c_str(),
-                built_with_openmp() ? "on" : "off", eigen_uses_blas() ? "on" : "off", target_features().c_str());
-    std::printf("BLAS: %s\n", blas_description().c_str());
-    std::fflush(stdout);
-
-    // The input: standard normals (encode: one batch; train: a new one each step).
-    sae::Rng data_rng(static_cast<std::uint64_t>(o.seed) + 1);
-    sae::Batch<float> X(o.batch, o.d);
-    sae_bench::fill_standard_normal(X, data_rng);
-    const RunResult r = run(o, X, data_rng);
-
-    const double median_ms = r.times.median();
-    const double tokens_per_second = B / (median_ms / 1000.0);
-    const double effective_gflops = nominal_flop / (median_ms / 1000.0) / 1e9;
-    std::printf("median %.2f ms/step, mean %.2f, min %.2f; %.0f tokens/s; %.1f effective GFLOP/s "
-                "(dense count %.3g GFLOP/step; the sparse kernels do less)\n",
-                median_ms, r.times.mean(), r.times.min(), tokens_per_second, effective_gflops, nominal_flop / 1e9);
-    std::printf("L0 %.1f (first timed step %.1f, last %.1f)%s\n", r.l0_mean, r.l0_first, r.l0_last,
-                training ? "" : " of the encoded codes");
-    std::printf("memory: peak RSS %.1f MiB; parameters %.1f MiB x %d = %.1f MiB, batch activations %.1f MiB, "
-                "sum %.1f MiB; process before allocating %.1f MiB\n",
-                r.peak_rss_mib, param_mib, training ? 4 : 1, model_state_mib, activation_mib,
-                model_state_mib + activation_mib, baseline_rss_mib);
-
-    // The last line: everything above, as one JSON object.
-    std::ostringstream json;
-    json << "{\"config\": {\"arch\": " << json_string(o.arch) << ", \"mode\": " << json_string(o.mode)
-         << ", \"d\": " << o.d << ", \"f\": " << o.f << ", \"batch\": " << o.batch
-         << ", \"k\": " << (o.arch == "topk" ? std::to_string(o.k) : "null")
-         << ", \"target_l0\": " << (o.target_l0 ? json_number(*o.target_l0) : "null")
-         << ", \"l1\": " << json_number(o.l1) << ", \"lr\": " << json_number(o.lr) << ", \"steps\": " << o.steps
-         << ", \"warmup\": " << o.warmup << ", \"seed\": " << o.seed << "}"
-         << ", \"median_ms\": " << json_number(median_ms) << ", \"mean_ms\": " << json_number(r.times.mean())
-         << ", \"min_ms\": " << json_number(r.times.min())
-         << ", \"tokens_per_second\": " << json_number(tokens_per_second)
-         << ", \"effective_gflops\": " << json_number(effective_gflops)
-         << ", \"nominal_gflop_per_step\": " << json_number(nominal_flop / 1e9)
-         << ", \"peak_rss_mib\": " << json_number(r.peak_rss_mib)
-         << ", \"baseline_rss_mib\": " << json_number(baseline_rss_mib)
-         << ", \"param_count\": " << json_number(param_count) << ", \"param_mib\": " << json_number(param_mib)
-         << ", \"model_state_mib\": " << json_number(model_state_mib)
-         << ", \"activation_mib\": " << json_number(activation_mib) << ", \"l0\": " << json_number(r.l0_mean)
-         << ", \"l0_first\": " << json_number(r.l0_first) << ", \"l0_last\": " << json_number(r.l0_last)
-         << ", \"loss\": " << (training ? json_number(r.loss) : "null") << ", \"threads\": " << threads
-         << ", \"kernels\": " << json_string(sae_bench::kernels_name(o.kernels)) << ", \"step_ms\": [";
-    for (std::size_t i = 0; i < r.times.ms.size(); ++i) json << (i ? ", " : "") << json_number(r.times.ms[i]);
-    json << "], \"build\": {\"compiler\": " << json_string(compiler())
-         << ", \"cxx_flags\": " << json_string(SAE_BENCH_CXX_FLAGS)
-         << ", \"build_type\": " << json_string(SAE_BENCH_BUILD_TYPE)
-         << ", \"openmp\": " << (built_with_openmp() ? "true" : "false")
-         << ", \"eigen_version\": " << json_string(eigen_version())
-         << ", \"eigen_use_blas\": " << (eigen_uses_blas() ? "true" : "false")
-         << ", \"blas\": " << json_string(blas_description())
-         << ", \"target_features\": " << json_string(target_features())
-         << ", \"eigen_simd\": " << json_string(Eigen::SimdInstructionSetsInUse()) << "}}";
-    std::printf("%s\n", json.str().c_str());
-    return 0;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "sae_bench: error: %s\n", e.what());
-    return 1;
-  }
-}
+int main(int argc, char** argv) { return command_line::run_program("sae_bench", argc, argv, parse, benchmark); }

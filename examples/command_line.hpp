@@ -1,6 +1,6 @@
-// examples/command_line.hpp: the `--flag value` parsing that sae_train,
-// sae_report and benchmarks/sae_bench share. Part of the programs, not of the
-// library: it is not installed.
+// examples/command_line.hpp: the `--flag value` parsing and the main() that
+// quickstart, sae_train, sae_report and benchmarks/sae_bench share. Part of the
+// programs, not of the library: it is not installed.
 #pragma once
 
 #include <cmath>
@@ -12,6 +12,27 @@
 #include <vector>
 
 namespace command_line {
+
+/// Each program's main: options = parse(argc, argv), then return run(options).
+/// What parse throws is a bad command line: "<program>: <message>" on stderr and
+/// exit status 2, as getopt and argparse programs do. What run throws is a
+/// failure (a missing file, a bad checkpoint): the same message and status 1.
+template <typename Parse, typename Run>
+int run_program(const char* program, int argc, char** argv, Parse&& parse, Run&& run) {
+  decltype(parse(argc, argv)) options;
+  try {
+    options = parse(argc, argv);
+  } catch (const std::exception& e) {
+    std::cerr << program << ": " << e.what() << "\n";
+    return 2;
+  }
+  try {
+    return run(options);
+  } catch (const std::exception& e) {
+    std::cerr << program << ": " << e.what() << "\n";
+    return 1;
+  }
+}
 
 /// Walks argv as `--flag value` pairs, calling handle(flag, value) on each;
 /// handle returns false for a flag it does not know. --help or -h prints

@@ -40,9 +40,10 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
-#include <exception>
 #include <stdexcept>
 #include <string>
+
+#include "command_line.hpp"  // --flag parsing and main, shared by the example programs
 
 #include <sae/data/synthetic.hpp>  // sae::SyntheticSuperposition
 #include <sae/metrics.hpp>         // FVU, L0, MMCS
@@ -60,72 +61,52 @@ struct Options {
   double learning_rate = 3e-3;
 };
 
-void print_usage(std::FILE* out, const Options& d) {
-  std::fprintf(out,
-               "Usage: quickstart [options]\n"
-               "Trains a sparse autoencoder on synthetic data with 512 known features in R^256\n"
-               "and reports how well it recovers them.\n\n"
-               "  --steps N         training steps (default %lld)\n"
-               "  --seed S          seed for the data and the model (default %llu)\n"
-               "  --dict-size F     number of latents (default %lld)\n"
-               "  --batch-size B    samples per step (default %lld)\n"
-               "  --l1 LAMBDA       L1 coefficient, L1 averaged over the batch (default %g)\n"
-               "  --lr RATE         Adam learning rate (default %g)\n"
-               "  --help            this text\n",
-               d.steps, static_cast<unsigned long long>(d.seed), d.dict_size, d.batch_size, d.l1_coefficient,
-               d.learning_rate);
+// --help's text, with the defaults.
+std::string usage() {
+  const Options d;
+  char text[1024];
+  std::snprintf(text, sizeof text,
+                "Usage: quickstart [options]\n"
+                "Trains a sparse autoencoder on synthetic data with 512 known features in R^256\n"
+                "and reports how well it recovers them.\n\n"
+                "  --steps N         training steps (default %lld)\n"
+                "  --seed S          seed for the data and the model (default %llu)\n"
+                "  --dict-size F     number of latents (default %lld)\n"
+                "  --batch-size B    samples per step (default %lld)\n"
+                "  --l1 LAMBDA       L1 coefficient, L1 averaged over the batch (default %g)\n"
+                "  --lr RATE         Adam learning rate (default %g)\n"
+                "  --help            this text\n",
+                d.steps, static_cast<unsigned long long>(d.seed), d.dict_size, d.batch_size, d.l1_coefficient,
+                d.learning_rate);
+  return text;
 }
 
-// Parses the flags; throws std::invalid_argument with a message on bad input.
-Options parse_options(int argc, char** argv, bool& help) {
+// Parses the flags; throws std::invalid_argument naming what is wrong.
+Options parse(int argc, char** argv) {
+  using command_line::parse_integer;
+  using command_line::parse_real;
   Options o;
-  help = false;
-  for (int i = 1; i < argc; ++i) {
-    const std::string flag = argv[i];
-    if (flag == "--help" || flag == "-h") {
-      help = true;
-      return o;
-    }
-    if (flag != "--steps" && flag != "--seed" && flag != "--dict-size" && flag != "--batch-size" &&
-        flag != "--l1" && flag != "--lr")
-      throw std::invalid_argument("unknown option " + flag);
-    if (i + 1 >= argc) throw std::invalid_argument("missing value after " + flag);
-    const std::string value = argv[++i];
-    std::size_t used = 0;
-    try {
-      if (flag == "--steps") o.steps = std::stoll(value, &used);
-      else if (flag == "--seed") o.seed = std::stoull(value, &used);
-      else if (flag == "--dict-size") o.dict_size = std::stoll(value, &used);
-      else if (flag == "--batch-size") o.batch_size = std::stoll(value, &used);
-      else if (flag == "--l1") o.l1_coefficient = std::stod(value, &used);
-      else o.learning_rate = std::stod(value, &used);  // --lr
-    } catch (const std::logic_error&) {  // std::stoll & co. throw invalid_argument or out_of_range
-      used = 0;
-    }
-    if (used != value.size()) throw std::invalid_argument("bad value '" + value + "' for " + flag);
-  }
+  const std::string help = usage();
+  command_line::for_each_flag(argc, argv, help.c_str(), [&](const std::string& flag, const std::string& value) {
+    if (flag == "--steps") o.steps = parse_integer(flag, value);
+    else if (flag == "--seed") {
+      const long long seed = parse_integer(flag, value);
+      if (seed < 0) throw std::invalid_argument("--seed must be >= 0");
+      o.seed = static_cast<std::uint64_t>(seed);
+    } else if (flag == "--dict-size") o.dict_size = parse_integer(flag, value);
+    else if (flag == "--batch-size") o.batch_size = parse_integer(flag, value);
+    else if (flag == "--l1") o.l1_coefficient = parse_real(flag, value);
+    else if (flag == "--lr") o.learning_rate = parse_real(flag, value);
+    else return false;
+    return true;
+  });
   if (o.steps < 0 || o.dict_size <= 0 || o.batch_size <= 0 || !(o.l1_coefficient >= 0) || !(o.learning_rate > 0))
     throw std::invalid_argument("--steps must be >= 0, --dict-size, --batch-size and --lr > 0, --l1 >= 0");
   return o;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  Options opt;
-  bool help = false;
-  try {
-    opt = parse_options(argc, argv, help);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "quickstart: %s\n\n", e.what());
-    print_usage(stderr, Options{});
-    return 2;
-  }
-  if (help) {
-    print_usage(stdout, Options{});
-    return 0;
-  }
-
+// Trains and reports; the rest of this file is this function.
+int run(const Options& opt) {
   // ---- 1. Data ---------------------------------------------------------------
   // 512 true features in R^256, ~5 active per sample. The generator is an
   // endless stream: every call to sample() draws fresh rows. A held-out batch
@@ -219,3 +200,7 @@ int main(int argc, char** argv) {
   std::printf("  latents alive   %lld of %lld\n", last.alive, opt.dict_size);
   return 0;
 }
+
+}  // namespace
+
+int main(int argc, char** argv) { return command_line::run_program("quickstart", argc, argv, parse, run); }

@@ -168,11 +168,4 @@ int run(const Options& o) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  try {
-    return run(parse(argc, argv));
-  } catch (const std::exception& e) {
-    std::cerr << "sae_report: " << e.what() << "\n";
-    return 1;
-  }
-}
+int main(int argc, char** argv) { return command_line::run_program("sae_report", argc, argv, parse, run); }
