@@ -301,25 +301,7 @@ TEST_CASE("JumpReLU objective: the two penalty forms differ only in the threshol
 TEST_CASE("JumpReLU objective: a reused workspace gives the same results across batch sizes", "[jumprelu]") {
   sae::SparseAutoEncoder<float, Dynamic, Dynamic, sae::JumpReLU> model(8, 32, sae::Init::Tied, 1);
   model.params().threshold.setConstant(0.02f);
-  sae::Rng rng(9);
-  sae::Batch<float> big(16, 8), small(5, 8);
-  for (sae::Index i = 0; i < big.size(); ++i) big.data()[i] = static_cast<float>(rng.normal());
-  for (sae::Index i = 0; i < small.size(); ++i) small.data()[i] = static_cast<float>(rng.normal());
-  const sae::JumpReLUObjective<float> objective{1e-2f, 0.05f};
-
-  sae::LossWorkspace<float> ws;
-  auto grads = sae::zeros_like(model.params());
-  auto fresh = sae::zeros_like(model.params());
-  for (const auto* X : {&big, &small, &big}) {
-    const auto reused = sae::loss_and_gradient(model, *X, objective, grads, ws);
-    const auto once = sae::loss_and_gradient(model, *X, objective, fresh);
-    CHECK(reused.loss == once.loss);
-    CHECK(grads.W_enc == fresh.W_enc);
-    CHECK(grads.W_dec == fresh.W_dec);
-    CHECK(grads.b_enc == fresh.b_enc);
-    CHECK(grads.b_dec == fresh.b_dec);
-    CHECK(grads.threshold == fresh.threshold);
-  }
+  sae_test::check_reused_workspace(model, sae::JumpReLUObjective<float>{1e-2f, 0.05f});
 }
 
 TEST_CASE("JumpReLU objective: bad models, batches and settings are rejected", "[jumprelu][errors]") {

@@ -181,6 +181,26 @@ TEST_CASE("TopKObjective leaves each token's k codes dense in the workspace and 
   CHECK(aux_entries > 9);  // the check above saw real AuxK entries
 }
 
+TEST_CASE("TopK and BatchTopK objectives: a reused workspace gives the same results across batch sizes",
+          "[topk][auxk]") {
+  sae::TopKObjective<float> objective;
+  objective.dead_latents = {1, 4, 9, 16, 25};  // AuxK on: its codes and error are workspace buffers too
+  SECTION("TopK") {
+    const sae::SparseAutoEncoder<float, Dynamic, Dynamic, sae::TopK> model(8, 32, sae::TopK{3}, sae::Init::Tied, 1);
+    sae_test::check_reused_workspace(model, objective);
+  }
+  SECTION("BatchTopK") {
+    const sae::SparseAutoEncoder<float, Dynamic, Dynamic, sae::BatchTopK> model(8, 32, sae::BatchTopK{3},
+                                                                               sae::Init::Tied, 1);
+    sae_test::check_reused_workspace(model, objective);
+  }
+  SECTION("TopK, dense kernels") {
+    objective.kernels = sae::Kernels::Dense;
+    const sae::SparseAutoEncoder<float, Dynamic, Dynamic, sae::TopK> model(8, 32, sae::TopK{3}, sae::Init::Tied, 1);
+    sae_test::check_reused_workspace(model, objective);
+  }
+}
+
 TEST_CASE("BatchTopK keeps k·B codes over the batch in training and uses its threshold at inference", "[topk]") {
   BatchTopKModel m(6, 40, sae::BatchTopK{4}, sae::Init::LinearDefault, 11);
   const auto X = sae_test::normal_batch(10, 6, 12);
