@@ -1,4 +1,5 @@
-// tests/temp_dir.hpp: a scratch directory for tests that write files.
+// tests/temp_dir.hpp: a scratch directory for tests that write files, and
+// reading a file's bytes back.
 #pragma once
 
 #include <unistd.h>
@@ -7,6 +8,7 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <random>
 #include <stdexcept>
 #include <string>
@@ -61,5 +63,12 @@ class TempDir {
  private:
   std::filesystem::path path_;
 };
+
+/// The whole file's bytes; throws std::runtime_error if it cannot be read.
+inline std::string read_bytes(const std::string& file_path) {
+  std::ifstream in(file_path, std::ios::binary);
+  if (!in) throw std::runtime_error("read_bytes: cannot open " + file_path);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
 
 }  // namespace sae_test

@@ -13,7 +13,6 @@
 #include <fstream>
 #include <limits>
 #include <random>
-#include <sstream>
 #include <stdexcept>
 #include <type_traits>
 #include <string>
@@ -25,17 +24,11 @@
 
 namespace fs = std::filesystem;
 
+using sae_test::read_bytes;
 using sae_test::TempDir;
 
 namespace {
 
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream contents;
-  contents << in.rdbuf();
-  return contents.str();
-}
 
 void write_file(const std::string& path, const std::string& bytes) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
@@ -188,22 +181,22 @@ TEST_CASE("MetricsLog writes and flushes one line per write", "[metrics_log]") {
   const std::string path = dir.file("metrics.jsonl");
   sae::MetricsLog log(path);
   CHECK(log.path() == path);
-  CHECK(read_file(path).empty());
+  CHECK(read_bytes(path).empty());
   log.write({{"step", 100}, {"loss", 0.5}, {"phase", "train"}});
   // Flushed: on disk while the log is still open.
-  CHECK(read_file(path) == "{\"step\": 100, \"loss\": 0.5, \"phase\": \"train\"}\n");
+  CHECK(read_bytes(path) == "{\"step\": 100, \"loss\": 0.5, \"phase\": \"train\"}\n");
   log.write({{"step", 200}, {"loss", std::nan("")}, {"fvu", 0.1f}});
-  CHECK(read_file(path) ==
+  CHECK(read_bytes(path) ==
         "{\"step\": 100, \"loss\": 0.5, \"phase\": \"train\"}\n"
         "{\"step\": 200, \"loss\": null, \"fvu\": 0.1}\n");
   // A rejected record writes nothing.
   CHECK_THROWS_AS(log.write({{"a", 1}, {"a", 2}}), std::invalid_argument);
-  CHECK(read_file(path).size() == 85);
+  CHECK(read_bytes(path).size() == 85);
 
   // Moving keeps the file open.
   sae::MetricsLog moved = std::move(log);
   moved.write({});
-  CHECK(read_file(path).substr(85) == "{}\n");
+  CHECK(read_bytes(path).substr(85) == "{}\n");
 }
 
 TEST_CASE("MetricsLog truncates by default and appends on request", "[metrics_log]") {
@@ -211,14 +204,14 @@ TEST_CASE("MetricsLog truncates by default and appends on request", "[metrics_lo
   const std::string path = dir.file("m.jsonl");
   write_file(path, "{\"old\": 1}\n");
   { sae::MetricsLog log(path); }
-  CHECK(read_file(path).empty());
+  CHECK(read_bytes(path).empty());
 
   write_file(path, "{\"old\": 1}\n");
   {
     sae::MetricsLog log(path, sae::MetricsLog::Mode::append);
     log.write({{"new", 2}});
   }
-  CHECK(read_file(path) == "{\"old\": 1}\n{\"new\": 2}\n");
+  CHECK(read_bytes(path) == "{\"old\": 1}\n{\"new\": 2}\n");
 
   // Append to a file that does not exist yet: created.
   const std::string fresh = dir.file("fresh.jsonl");
@@ -226,7 +219,7 @@ TEST_CASE("MetricsLog truncates by default and appends on request", "[metrics_lo
     sae::MetricsLog log(fresh, sae::MetricsLog::Mode::append);
     log.write({{"x", 1}});
   }
-  CHECK(read_file(fresh) == "{\"x\": 1}\n");
+  CHECK(read_bytes(fresh) == "{\"x\": 1}\n");
 }
 
 TEST_CASE("MetricsLog in append mode drops an unterminated last line", "[metrics_log]") {
@@ -239,12 +232,12 @@ TEST_CASE("MetricsLog in append mode drops an unterminated last line", "[metrics
     sae::MetricsLog log(path, sae::MetricsLog::Mode::append);
     log.write({{"step", 3}});
   }
-  CHECK(read_file(path) == "{\"step\": 1}\n{\"step\": 2}\n{\"step\": 3}\n");
+  CHECK(read_bytes(path) == "{\"step\": 1}\n{\"step\": 2}\n{\"step\": 3}\n");
 
   // Only a partial line: the file starts over.
   write_file(path, "{\"step\": 1, ");
   { sae::MetricsLog log(path, sae::MetricsLog::Mode::append); }
-  CHECK(read_file(path).empty());
+  CHECK(read_bytes(path).empty());
 
   // A partial line longer than the 4096-byte read buffer, after more than a buffer of good lines.
   std::string good;
@@ -254,7 +247,7 @@ TEST_CASE("MetricsLog in append mode drops an unterminated last line", "[metrics
     sae::MetricsLog log(path, sae::MetricsLog::Mode::append);
     log.write({{"resumed", true}});
   }
-  CHECK(read_file(path) == good + "{\"resumed\": true}\n");
+  CHECK(read_bytes(path) == good + "{\"resumed\": true}\n");
 }
 
 TEST_CASE("MetricsLog names the file it cannot open", "[metrics_log]") {

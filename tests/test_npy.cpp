@@ -13,7 +13,6 @@
 #include <initializer_list>
 #include <limits>
 #include <random>
-#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -24,6 +23,7 @@
 
 #include "temp_dir.hpp"
 
+using sae_test::read_bytes;
 using sae_test::TempDir;
 
 namespace {
@@ -100,13 +100,6 @@ std::string dict(const std::string& descr, const std::string& shape, bool fortra
 
 // ---------------------------------------------------------------------------
 // Files
-
-std::string read_bytes(const std::string& file_path) {
-  std::ifstream in(file_path, std::ios::binary);
-  std::ostringstream contents;
-  contents << in.rdbuf();
-  return contents.str();
-}
 
 /// Matches a std::runtime_error whose message starts with "<path>: " and contains `phrase`.
 class ErrorMessage : public Catch::MatcherBase<std::runtime_error> {

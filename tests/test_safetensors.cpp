@@ -9,11 +9,9 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <limits>
 #include <map>
 #include <random>
-#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -28,18 +26,12 @@
 using sae::SafetensorsDtype;
 using sae::SafetensorsFile;
 using sae::SafetensorsWriter;
+using sae_test::read_bytes;
 using sae_test::TempDir;
 
 namespace {
 
 using MatrixD = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-
-std::string read_bytes(const std::string& file_path) {
-  std::ifstream in(file_path, std::ios::binary);
-  std::ostringstream contents;
-  contents << in.rdbuf();
-  return contents.str();
-}
 
 std::vector<unsigned char> to_vector(const std::string& bytes) { return {bytes.begin(), bytes.end()}; }
 
