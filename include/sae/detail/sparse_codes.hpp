@@ -146,22 +146,30 @@ inline bool use_sparse_kernels(Kernels kernels, double density) {
   return kernels == Kernels::Sparse || (kernels == Kernels::Automatic && density <= automatic_sparse_density);
 }
 
-/// out = codes · W_dec (without b_dec). Latent by latent, so each active
-/// decoder row is read from memory once (reading them token by token gathers
-/// k rows of a matrix far larger than the cache per token); under OpenMP each
-/// thread owns a slice of out's columns. Needs codes.index_by_latent().
+/// out = codes · W_dec (without b_dec). Token by token: each output row is
+/// summed in a core's L1 cache from the row's active decoder rows, each
+/// written once; the decoder (F x D floats, 25 MB at F = 8192, D = 768)
+/// mostly stays in the last-level cache between the gathers. (Latent by
+/// latent, each decoder row is read once but every output row is read and
+/// written once per active latent; at L0 = 64 that took 2-3 times as long.)
+/// Under OpenMP each thread owns whole rows, so results do not depend on the
+/// thread count.
 template <typename Scalar, typename DecoderWeights, typename Out>
 void sparse_decode(const SparseCodes<Scalar>& codes, const DecoderWeights& W_dec, Out& out) {
   out.resize(codes.rows, W_dec.cols());
-  for_column_slices(W_dec.cols(), codes.nonzeros() * W_dec.cols(), [&](Index begin, Index end) {
-    const Index width = end - begin;
-    for (Index b = 0; b < codes.rows; ++b) out.row(b).segment(begin, width).setZero();
-    for (Index f = 0; f < codes.cols; ++f) {
-      const auto w = W_dec.row(f).segment(begin, width);
-      for (Index p = codes.latent_start[f]; p < codes.latent_start[f + 1]; ++p)
-        out.row(codes.by_latent_row[p]).segment(begin, width).noalias() += codes.value[codes.by_latent_entry[p]] * w;
-    }
-  });
+  SAE_OMP(parallel for schedule(static) if (worth_parallel(codes.nonzeros() * W_dec.cols())))
+  for (Index b = 0; b < codes.rows; ++b) {
+    auto row = out.row(b);
+    row.setZero();
+    const Index end = codes.row_start[b + 1];
+    Index j = codes.row_start[b];
+    // Four entries per pass over the output row: a quarter of its loads and stores.
+    for (; j + 4 <= end; j += 4)
+      row.noalias() += codes.value[j] * W_dec.row(codes.latent[j]) + codes.value[j + 1] * W_dec.row(codes.latent[j + 1]) +
+                       codes.value[j + 2] * W_dec.row(codes.latent[j + 2]) +
+                       codes.value[j + 3] * W_dec.row(codes.latent[j + 3]);
+    for (; j < end; ++j) row.noalias() += codes.value[j] * W_dec.row(codes.latent[j]);
+  }
 }
 
 /// The decoder side of the backward pass, given G = ∂L/∂(codes · W_dec) (B x D):
