@@ -151,7 +151,7 @@ inline bool use_sparse_kernels(Kernels kernels, double density) {
 /// written once; the decoder (F x D floats, 25 MB at F = 8192, D = 768)
 /// mostly stays in the last-level cache between the gathers. (Latent by
 /// latent, each decoder row is read once but every output row is read and
-/// written once per active latent; at L0 = 64 that took 2-3 times as long.)
+/// written once per active latent; at L0 = 64 that took 1.5-3 times as long.)
 /// Under OpenMP each thread owns whole rows, so results do not depend on the
 /// thread count.
 template <typename Scalar, typename DecoderWeights, typename Out>
