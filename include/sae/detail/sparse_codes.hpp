@@ -165,7 +165,8 @@ void sparse_decode(const SparseCodes<Scalar>& codes, const DecoderWeights& W_dec
     Index j = codes.row_start[b];
     // Four entries per pass over the output row: a quarter of its loads and stores.
     for (; j + 4 <= end; j += 4)
-      row.noalias() += codes.value[j] * W_dec.row(codes.latent[j]) + codes.value[j + 1] * W_dec.row(codes.latent[j + 1]) +
+      row.noalias() += codes.value[j] * W_dec.row(codes.latent[j]) +
+                       codes.value[j + 1] * W_dec.row(codes.latent[j + 1]) +
                        codes.value[j + 2] * W_dec.row(codes.latent[j + 2]) +
                        codes.value[j + 3] * W_dec.row(codes.latent[j + 3]);
     for (; j < end; ++j) row.noalias() += codes.value[j] * W_dec.row(codes.latent[j]);

@@ -104,7 +104,6 @@ struct L1Objective {
     ws.sparse_step = detail::use_sparse_kernels(kernels, ws.active.density());
     if (ws.sparse_step) {
       ws.active.fill_from_dense(ws.codes);
-      ws.active.index_by_latent();
       detail::sparse_decode(ws.active, p.W_dec, ws.error);
     } else {
       ws.active.reset(batch, dict);  // not filled: the dense path reads ws.codes
@@ -224,6 +223,7 @@ struct L1Objective {
                        LossWorkspace<Scalar>& ws) const {
     const auto& p = model.params();
     ws.latent_sums.resize(model.dict_size());
+    ws.active.index_by_latent();  // the two kernels below run latent by latent
     detail::sparse_decoder_backward(ws.active, ws.error, p.W_dec, grads.W_dec, ws.active_gradient, /*accumulate=*/false);
     for (std::size_t j = 0; j < ws.active_gradient.size(); ++j)
       ws.active_gradient[j] += code_slope(l1_slope, ws, ws.active.latent[j]);

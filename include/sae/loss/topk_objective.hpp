@@ -90,8 +90,6 @@ struct TopKObjective {
       select_auxiliary(aux_k, ws);
       write_dense_codes(ws);
     }
-    ws.active.index_by_latent();
-    ws.auxiliary.index_by_latent();
 
     // x̂ − x.
     ws.sparse_step = detail::use_sparse_kernels(kernels, ws.active.density());
@@ -141,10 +139,12 @@ struct TopKObjective {
 
     if (ws.sparse_step) {
       ws.latent_sums.resize(model.dict_size());
+      ws.active.index_by_latent();  // the two kernels below run latent by latent
       detail::sparse_decoder_backward(ws.active, ws.error, p.W_dec, grads.W_dec, ws.active_gradient, /*accumulate=*/false);
       const Scalar* shift = detail::encoder_input_shift(model);
       detail::sparse_encoder_gradient(ws.active, ws.active_gradient, X, shift, grads.W_enc, ws.latent_sums, false);
       if (with_aux) {
+        ws.auxiliary.index_by_latent();
         detail::sparse_decoder_backward(ws.auxiliary, ws.auxiliary_error, p.W_dec, grads.W_dec, ws.auxiliary_gradient,
                                         /*accumulate=*/true);
         detail::sparse_encoder_gradient(ws.auxiliary, ws.auxiliary_gradient, X, shift, grads.W_enc, ws.latent_sums,

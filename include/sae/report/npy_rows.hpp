@@ -11,8 +11,8 @@
 // through this one reader. It maps the file read-only and drops the pages it
 // has copied out (MADV_DONTNEED), so resident memory stays one chunk however
 // large the file is. (Where there is no mmap, MappedFile reads the whole file
-// into memory instead: the same results, without that bound.) Integer tables (the token table) read through it too:
-// read into a Batch<std::int64_t>.
+// into memory instead: the same results, without that bound.) Integer tables
+// (the token table) read through it too: read into a Batch<std::int64_t>.
 //
 // requires: a valid .npy file holding a 2-D, C-order array with at least one
 //           row and one column, not modified while the reader exists
