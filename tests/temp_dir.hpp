@@ -71,4 +71,7 @@ inline std::string read_bytes(const std::string& file_path) {
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
+/// The same bytes as a vector (the in-memory readers' from_bytes take one).
+inline std::vector<unsigned char> to_vector(const std::string& bytes) { return {bytes.begin(), bytes.end()}; }
+
 }  // namespace sae_test

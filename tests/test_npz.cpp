@@ -28,12 +28,11 @@
 using sae::NpzFile;
 using sae_test::read_bytes;
 using sae_test::TempDir;
+using sae_test::to_vector;
 
 namespace {
 
 using MatrixD = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-
-std::vector<unsigned char> to_vector(const std::string& bytes) { return {bytes.begin(), bytes.end()}; }
 
 void put(std::string& out, std::uint64_t value, int bytes) {
   for (int i = 0; i < bytes; ++i) out += static_cast<char>((value >> (8 * i)) & 0xff);

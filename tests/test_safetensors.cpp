@@ -28,12 +28,11 @@ using sae::SafetensorsFile;
 using sae::SafetensorsWriter;
 using sae_test::read_bytes;
 using sae_test::TempDir;
+using sae_test::to_vector;
 
 namespace {
 
 using MatrixD = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-
-std::vector<unsigned char> to_vector(const std::string& bytes) { return {bytes.begin(), bytes.end()}; }
 
 /// 8-byte little-endian `header.size()`, `header` exactly as given, then `data`.
 std::string safetensors(const std::string& header, const std::string& data = "") {
