@@ -4,13 +4,18 @@
 //
 // This program is linked with -Wl,--wrap=malloc,--wrap=realloc,--wrap=calloc,
 // so every allocation Eigen makes from code inlined here goes through the
-// counters below. The sizes are small enough that Eigen's GEMM keeps its
-// blocking buffers on the stack, so any count above zero is ours.
+// counters below; the standard containers allocate through operator new, which
+// calls malloc from inside libstdc++ where the wrapping does not reach, so the
+// program replaces operator new (and its aligned form) with counting ones too.
+// The sizes are small enough that Eigen's GEMM keeps its blocking buffers on
+// the stack, so any count above zero is ours.
 #include <sae/sae.hpp>
 
 #include <cstddef>
 #include <cstdio>
 #include <cstdlib>
+#include <new>
+#include <vector>
 
 extern "C" {
 void* __real_malloc(std::size_t size);
@@ -32,6 +37,23 @@ void* __wrap_calloc(std::size_t n, std::size_t size) {
   return __real_calloc(n, size);
 }
 }
+
+// operator new[] and the nothrow forms call these; delete frees what they return.
+void* operator new(std::size_t size) {
+  ++allocations;
+  if (void* p = __real_malloc(size == 0 ? 1 : size)) return p;
+  throw std::bad_alloc();
+}
+void* operator new(std::size_t size, std::align_val_t alignment) {
+  ++allocations;
+  const std::size_t a = static_cast<std::size_t>(alignment);
+  if (void* p = std::aligned_alloc(a, (size + a - 1) / a * a)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
 
 namespace {
 
@@ -68,6 +90,38 @@ void check_training_step(Model& model, Optimizer& optimizer, const Objective& ob
   expect_no_allocation(before, what);
 }
 
+// A batch with more active codes than any before it (but within a quarter
+// more) must not reallocate the sparse kernels' buffers: they grow with
+// headroom, since the count of active codes changes from batch to batch.
+void check_more_active_codes_than_before() {
+  sae::L1Objective<float> objective{1e-3f, sae::L1Reduction::MeanOverBatch};
+  objective.kernels = sae::Kernels::Sparse;
+  sae::SparseAutoEncoder<float> model(32, 96, sae::Init::Tied, 4);
+  sae::Batch<float> X(48, model.input_dim());
+  sae::Rng rng(5);
+  for (sae::Index i = 0; i < X.size(); ++i) X.data()[i] = static_cast<float>(rng.normal());
+  // X_more: X with its sparsest row replaced by its densest.
+  sae::Batch<float> codes;
+  model.encode(X, codes);
+  const Eigen::VectorXi active = (codes.array() > 0.0f).rowwise().count().cast<int>();
+  sae::Index densest = 0, sparsest = 0;
+  active.maxCoeff(&densest);
+  active.minCoeff(&sparsest);
+  sae::Batch<float> X_more = X;
+  X_more.row(sparsest) = X.row(densest);
+  if (active(densest) == active(sparsest)) {
+    std::fprintf(stderr, "FAILED: the test batch has no denser row to copy\n");
+    ++failures;
+    return;
+  }
+  auto grads = sae::zeros_like(model.params());
+  sae::LossWorkspace<float> workspace;
+  sae::loss_and_gradient(model, X, objective, grads, workspace);  // sizes the buffers for X's codes
+  const long before = allocations;
+  sae::loss_and_gradient(model, X_more, objective, grads, workspace);
+  expect_no_allocation(before, "a sparse-kernel step on more active codes than any before");
+}
+
 }  // namespace
 
 int main() {
@@ -82,6 +136,15 @@ int main() {
     std::fprintf(stderr, "FAILED: the malloc wrapper does not see Eigen's allocations\n");
     return 1;
   }
+  const long before_vector = allocations;
+  {
+    std::vector<int> probe(1000);
+    asm volatile("" : : "r"(probe.data()) : "memory");
+  }
+  if (allocations == before_vector) {
+    std::fprintf(stderr, "FAILED: the counting operator new does not see std::vector's allocations\n");
+    return 1;
+  }
 
   const sae::L1Objective<float> l1{1e-3f, sae::L1Reduction::MeanOverBatch};
   sae::SparseAutoEncoder<float> model(32, 96, sae::Init::Tied, 1);
@@ -89,12 +152,13 @@ int main() {
   check_training_step(model, adam, l1, "a float Adam training step");
 
   // The sparse kernels' buffers keep their capacity; they grow only when a
-  // batch has more active codes than any before it.
+  // batch has a quarter more active codes than any before it.
   sae::L1Objective<float> l1_sparse{1e-3f, sae::L1Reduction::MeanOverBatch};
   l1_sparse.kernels = sae::Kernels::Sparse;
   sae::SparseAutoEncoder<float> sparse_model(32, 96, sae::Init::Tied, 1);
   sae::Adam<float> adam_sparse;
   check_training_step(sparse_model, adam_sparse, l1_sparse, "a float Adam training step on the sparse kernels");
+  check_more_active_codes_than_before();
 
   sae::SparseAutoEncoder<double, 16, 64> fixed(sae::Init::LinearDefault, 2);
   sae::SGD<double> sgd{1e-3};

@@ -36,6 +36,20 @@ enum class Kernels {
 /// one up to about 20% density; the margin leaves room for other machines.
 inline constexpr double automatic_sparse_density = 0.1;
 
+namespace detail {
+
+/// v.resize(n), and when that must grow the capacity, room for a quarter more:
+/// the number of active codes changes from batch to batch, and growing to the
+/// exact size would reallocate at every new maximum (at B = 4096, L0 = 64,
+/// 8 MB of fresh pages, ~2000 page faults, a tenth of a step's time).
+template <typename T>
+void resize_with_headroom(std::vector<T>& v, std::size_t n) {
+  if (n > v.capacity()) v.reserve(n + n / 4);
+  v.resize(n);
+}
+
+}  // namespace detail
+
 /// The nonzero codes of a B x F batch, row by row: the entries of row b are
 /// positions row_start[b] .. row_start[b+1] of `latent` (column) and `value`.
 template <typename Scalar>
@@ -98,8 +112,8 @@ struct SparseCodes {
   /// Writes the entries counted by count_from_dense(codes).
   template <typename Derived>
   void fill_from_dense(const Eigen::MatrixBase<Derived>& codes) {
-    latent.resize(static_cast<std::size_t>(row_start.back()));
-    value.resize(static_cast<std::size_t>(row_start.back()));
+    detail::resize_with_headroom(latent, static_cast<std::size_t>(row_start.back()));
+    detail::resize_with_headroom(value, static_cast<std::size_t>(row_start.back()));
     SAE_OMP(parallel for schedule(static) if (detail::worth_parallel(rows * cols)))
     for (Index b = 0; b < rows; ++b) {
       Index j = row_start[static_cast<std::size_t>(b)];
@@ -125,8 +139,8 @@ struct SparseCodes {
     latent_start.assign(static_cast<std::size_t>(cols) + 1, 0);
     for (Index f : latent) ++latent_start[static_cast<std::size_t>(f) + 1];
     for (Index f = 0; f < cols; ++f) latent_start[static_cast<std::size_t>(f) + 1] += latent_start[static_cast<std::size_t>(f)];
-    by_latent_entry.resize(latent.size());
-    by_latent_row.resize(latent.size());
+    detail::resize_with_headroom(by_latent_entry, latent.size());
+    detail::resize_with_headroom(by_latent_row, latent.size());
     // latent_start[f] is used as f's fill position, then shifted back.
     for (Index b = 0; b < rows; ++b)
       for (Index j = row_start[static_cast<std::size_t>(b)]; j < row_start[static_cast<std::size_t>(b) + 1]; ++j) {
@@ -183,7 +197,7 @@ template <typename Scalar, typename DerivedG, typename DecoderWeights, typename 
 void sparse_decoder_backward(const SparseCodes<Scalar>& codes, const Eigen::MatrixBase<DerivedG>& G,
                              const DecoderWeights& W_dec, GradW& grad_W_dec, std::vector<Scalar>& gradient,
                              bool accumulate) {
-  gradient.resize(codes.latent.size());
+  resize_with_headroom(gradient, codes.latent.size());
   SAE_OMP(parallel for schedule(dynamic, 64) if (worth_parallel(codes.nonzeros() * G.cols())))
   for (Index f = 0; f < codes.cols; ++f) {
     const auto w = W_dec.row(f);
