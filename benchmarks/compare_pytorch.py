@@ -3,7 +3,7 @@
 
     benchmarks/compare_pytorch.py --sae-bench build-bench/benchmarks/sae_bench
         [--threads 2] [--rounds 3] [--configs all|main|scaling|NAME,...] [--quick] [--json out.json]
-        [--sae-only] [--fma-peak PATH]
+        [--sae-only] [--fma-peak PATH] [--openblas-coretype NAME]
 
 For each configuration the two sides run alternately, --rounds times: sae_bench
 as a subprocess (its last stdout line is a JSON object), then the same step in
@@ -30,17 +30,27 @@ steps' GFLOP/s on both sides as a share of the higher reading (a ceiling: a
 neighbour on the shared machine can only pull a reading down): the room any
 GEMM could have left.
 
+Both sides may run OpenBLAS (PyTorch always does; sae with SAE_USE_BLAS), whose
+Debian build picks its kernels by CPU model when it loads. A CPU newer than the
+OpenBLAS release gets an older family's kernels: OpenBLAS 0.3.21 runs its AVX2
+(Haswell) kernels on AMD Zen 5, and its AVX-512 ones there are twice as fast. The
+script prints each side's kernels and warns when they are narrower than the CPU;
+--openblas-coretype NAME sets OPENBLAS_CORETYPE (SkylakeX: the AVX-512 kernels)
+for both sides alike.
+
 Needs Debian's python3-torch (call it as /usr/bin/python3), except with --sae-only. Exit status: 0 when
 every step ran (whether or not the targets were met: the table says), 1 on an
 error, 77 with --skip-without-torch when torch cannot be imported.
 """
 
 import argparse
+import ctypes
 import json
 import math
 import os
 import platform
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -214,17 +224,22 @@ def run_torch(torch, c, seed):
             return codes
 
     times, l0s = [], []
+    faults_before = 0
     for i in range(c["warmup"] + c["steps"]):
         if i > 0 and c["mode"] == "train":
             torch.randn(c["batch"], c["d"], generator=generator, out=x)  # a fresh batch, untimed
+        if i == c["warmup"]:
+            faults_before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         start = time.perf_counter()
         codes = step()
         elapsed = time.perf_counter() - start
         if i >= c["warmup"]:
             times.append(elapsed * 1000.0)
             l0s.append((codes > 0).sum().item() / c["batch"])
+    # As sae_bench counts them: first touches of fresh memory, over the timed steps.
+    faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults_before) / c["steps"]
     return dict(median_ms=statistics.median(times), mean_ms=statistics.fmean(times), step_ms=times,
-                l0=statistics.fmean(l0s))
+                l0=statistics.fmean(l0s), page_faults_per_step=faults)
 
 
 # ---------------------------------------------------------------------------
@@ -242,15 +257,48 @@ def cpu_model():
     return platform.processor() or "unknown"
 
 
+def cpu_has_avx512():
+    try:
+        with open("/proc/cpuinfo") as f:
+            return any(line.startswith("flags") and " avx512f" in line for line in f)
+    except OSError:
+        return False
+
+
 def loaded_blas():
     """The BLAS libraries this process has mapped (PyTorch's, once torch is imported)."""
     try:
         with open("/proc/self/maps") as f:
             paths = {line.split()[-1] for line in f if "/" in line}
     except OSError:
-        return "unknown"
-    blas = sorted(p for p in paths if re.search(r"lib(open)?blas|libmkl|libblis", os.path.basename(p)))
-    return ", ".join(blas) or "none found"
+        return []
+    return sorted(p for p in paths if re.search(r"lib(open)?blas|libmkl|libblis", os.path.basename(p)))
+
+
+def openblas_kernels(paths):
+    """The kernel family a loaded OpenBLAS chose (openblas_get_corename), or None."""
+    for path in paths:
+        if "openblas" in os.path.basename(path):
+            try:
+                corename = ctypes.CDLL(path).openblas_get_corename  # the loaded copy: dlopen shares it
+            except (OSError, AttributeError):
+                continue
+            corename.restype = ctypes.c_char_p
+            return corename().decode()
+    return None
+
+
+# OpenBLAS's kernel families that use AVX-512.
+OPENBLAS_AVX512_KERNELS = {"skylakex", "cooperlake", "sapphirerapids"}
+
+
+def kernel_warning(side, kernels):
+    """A warning when `side`'s OpenBLAS runs narrower kernels than this CPU has, or None."""
+    if kernels and cpu_has_avx512() and kernels.lower() not in OPENBLAS_AVX512_KERNELS:
+        return ("warning: %s's OpenBLAS runs its %s kernels on a CPU with AVX-512 (an OpenBLAS older than the "
+                "CPU picks an older family's); --openblas-coretype SkylakeX selects its AVX-512 kernels on both "
+                "sides" % (side, kernels))
+    return None
 
 
 def measure(args, torch, configs, rounds_for):
@@ -285,6 +333,9 @@ def measure(args, torch, configs, rounds_for):
             sae_peak_rss_mib=max(s["peak_rss_mib"] for s in sae_runs),
             sae_expected_mib=sae_runs[0]["model_state_mib"] + sae_runs[0]["activation_mib"],
             sae_effective_gflops=statistics.median(s["effective_gflops"] for s in sae_runs),
+            sae_page_faults_per_step=statistics.median(s.get("page_faults_per_step", 0) for s in sae_runs),
+            torch_page_faults_per_step=(statistics.median(t["page_faults_per_step"] for t in torch_runs)
+                                        if torch_runs else None),
             sae_runs=sae_runs, torch_runs=torch_runs))
     return results
 
@@ -378,6 +429,12 @@ def print_tables(results, scaling):
             print("  %-20s %6.2fx / %6.2fx / %6.2fx  (%d rounds)" % (
                 r["name"], min(r["round_ratios"]), statistics.median(r["round_ratios"]), max(r["round_ratios"]),
                 len(r["round_ratios"])))
+    # Page faults cost each side wherever a step maps fresh memory: PyTorch's tensors of 32 MiB and more go
+    # back to the system when freed (glibc's malloc), so every step faults them in again.
+    print("Minor page faults per timed step (median over rounds), sae / PyTorch:")
+    for r in results:
+        print("  %-20s %10.0f / %s" % (r["name"], r["sae_page_faults_per_step"],
+                                       number("%.0f", r["torch_page_faults_per_step"])))
     if scaling:
         print()
         print("Scaling: time per step / (factor x time at the base size); 1.00 is exactly proportional. "
@@ -422,6 +479,8 @@ def parse_args(argv):
     p.add_argument("--skip-without-torch", action="store_true", help="exit 77 (skipped) if torch cannot be imported")
     p.add_argument("--sae-only", action="store_true", help="run the sae side alone (no PyTorch needed)")
     p.add_argument("--fma-peak", help="path to sae_fma_peak (default: beside sae_bench, if built); '' skips it")
+    p.add_argument("--openblas-coretype", metavar="NAME",
+                   help="set OPENBLAS_CORETYPE=NAME for both sides (OpenBLAS's kernels, e.g. SkylakeX or Haswell)")
     args = p.parse_args(argv)
     if args.threads < 1 or args.rounds < 1 or args.scaling_rounds < 1:
         p.error("--threads, --rounds and --scaling-rounds must be at least 1")
@@ -440,13 +499,15 @@ def main(argv):
     # Before torch is imported: its OpenMP pool and OpenBLAS read these once.
     os.environ["OMP_NUM_THREADS"] = str(args.threads)
     os.environ["OPENBLAS_NUM_THREADS"] = str(args.threads)
+    if args.openblas_coretype:
+        os.environ["OPENBLAS_CORETYPE"] = args.openblas_coretype
     # PyTorch (and sae on Debian's default OpenBLAS) pairs an OpenMP pool with
     # OpenBLAS's own pthreads. With OpenMP's default spin-waiting the idle
     # OpenMP threads starve OpenBLAS's (an sgemm took 1.7x as long here), so
     # both run with passive waiting unless told otherwise. (sae on OpenBLAS's
     # OpenMP build has one pool; passive waiting was as fast or faster there too.)
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    torch = None
+    torch, torch_kernels = None, None
     if not args.sae_only:
         try:
             import torch
@@ -463,10 +524,14 @@ def main(argv):
     if torch is not None:
         print("PyTorch %s, %d thread(s) (of %d CPUs: %s); python %s" % (
             torch.__version__, torch.get_num_threads(), os.cpu_count() or 0, cpu_model(), platform.python_version()))
-        print("PyTorch's BLAS: %s" % loaded_blas())
+        torch_blas = loaded_blas()
+        torch_kernels = openblas_kernels(torch_blas)
+        print("PyTorch's BLAS: %s%s" % (", ".join(torch_blas) or "none found",
+                                        "; kernels %s" % torch_kernels if torch_kernels else ""))
     else:
         print("sae only (no PyTorch), %d thread(s) (of %d CPUs: %s)" % (args.threads, os.cpu_count() or 0, cpu_model()))
-    print("OMP_WAIT_POLICY=%s" % os.environ["OMP_WAIT_POLICY"])
+    print("OMP_WAIT_POLICY=%s, OPENBLAS_CORETYPE=%s" % (os.environ["OMP_WAIT_POLICY"],
+                                                        os.environ.get("OPENBLAS_CORETYPE", "(unset)")))
     started = time.perf_counter()
     try:
         peak = None if args.quick else run_fma_peak(args.fma_peak, args.threads)
@@ -486,6 +551,10 @@ def main(argv):
              "on" if build.get("openmp") else "off", "on" if build.get("eigen_use_blas") else "off",
              build.get("target_features")))
     print("sae_bench's BLAS: %s" % build.get("blas", "not reported"))
+    warnings = [w for w in (kernel_warning("PyTorch", torch_kernels), kernel_warning("sae", build.get("blas_kernels")))
+                if w]
+    for w in warnings:
+        print(w)
     scaling = judge(results, args.quick)
     print_tables(results, scaling)
     print_peak_shares(results, peak)
@@ -495,9 +564,10 @@ def main(argv):
         report = dict(
             machine=dict(cpu=cpu_model(), cpus=os.cpu_count(), python=platform.python_version()),
             torch=None if torch is None else dict(
-                version=torch.__version__, threads=torch.get_num_threads(),
+                version=torch.__version__, threads=torch.get_num_threads(), blas_kernels=torch_kernels,
                 zero_grad="set_to_none=True", adam="foreach=False"),
-            threads=args.threads, quick=args.quick, sae_build=build, fma_peak_gflops=peak, results=results,
+            threads=args.threads, quick=args.quick, openblas_coretype=os.environ.get("OPENBLAS_CORETYPE"),
+            warnings=warnings, sae_build=build, fma_peak_gflops=peak, results=results,
             scaling=scaling)
         with open(args.json, "w") as f:
             json.dump(report, f, indent=1)

@@ -27,6 +27,7 @@
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -162,6 +163,15 @@ double peak_rss_mib() {
   return static_cast<double>(usage.ru_maxrss) / 1024.0;  // KiB on Linux
 }
 
+// Minor page faults of this process so far: the first touch of freshly mapped
+// memory. A step that reuses its buffers has none; one that allocates and frees
+// large blocks (returned to the system each time) pays one per 4 KiB page.
+long long minor_page_faults() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return usage.ru_minflt;
+}
+
 constexpr double kMiB = 1024.0 * 1024.0;
 
 struct StepTimes {
@@ -184,6 +194,7 @@ struct RunResult {
   double l0_first = 0;     // first timed step
   double l0_last = 0;      // last timed step
   double peak_rss_mib = 0;
+  double page_faults_per_step = 0;  // minor faults over the timed steps, per step
 };
 
 using Clock = std::chrono::steady_clock;
@@ -215,8 +226,10 @@ RunResult run_training(Model& model, const Objective& objective, sae::Batch<floa
   sae::Adam<float> adam(static_cast<float>(*o.lr));
   RunResult result;
   double l0_sum = 0;
+  long long faults_before = 0;
   for (long long i = 0; i < o.warmup + o.steps; ++i) {
     if (i > 0) sae_bench::fill_standard_normal(X, data_rng);
+    if (i == o.warmup) faults_before = minor_page_faults();
     const Clock::time_point start = Clock::now();
     const sae::LossReport report = sae::loss_and_gradient(model, X, objective, grads, workspace);
     adam.step(model.params(), grads);
@@ -230,6 +243,7 @@ RunResult run_training(Model& model, const Objective& objective, sae::Batch<floa
     l0_sum += report.l0;
   }
   result.l0_mean = l0_sum / static_cast<double>(o.steps);
+  result.page_faults_per_step = static_cast<double>(minor_page_faults() - faults_before) / static_cast<double>(o.steps);
   result.peak_rss_mib = peak_rss_mib();
   return result;
 }
@@ -239,13 +253,16 @@ template <typename Model>
 RunResult run_encoding(const Model& model, const sae::Batch<float>& X, const Options& o) {
   typename Model::CodeBatch codes;
   RunResult result;
+  long long faults_before = 0;
   for (long long i = 0; i < o.warmup + o.steps; ++i) {
+    if (i == o.warmup) faults_before = minor_page_faults();
     const Clock::time_point start = Clock::now();
     model.encode(X, codes);
     const double ms = milliseconds_since(start);
     print_step(o, i, ms, nullptr);
     if (i >= o.warmup) result.times.ms.push_back(ms);
   }
+  result.page_faults_per_step = static_cast<double>(minor_page_faults() - faults_before) / static_cast<double>(o.steps);
   result.peak_rss_mib = peak_rss_mib();
   // The codes do not change between encodes: their L0, counted outside the timing.
   result.l0_mean = result.l0_first = result.l0_last =
@@ -331,6 +348,7 @@ std::string target_features() {
 #if defined(__GNUC__) && defined(__ELF__)
 extern "C" {
 char* openblas_get_config() __attribute__((weak));
+char* openblas_get_corename() __attribute__((weak));
 int openblas_get_parallel() __attribute__((weak));
 }
 #endif
@@ -345,6 +363,35 @@ std::string blas_description() {
   }
 #endif
   return "not OpenBLAS";
+}
+
+// The kernel family OpenBLAS chose for this CPU ("Haswell", "SkylakeX", ...), or "".
+std::string blas_kernels() {
+#if defined(__GNUC__) && defined(__ELF__)
+  if (eigen_uses_blas() && openblas_get_corename) return openblas_get_corename();
+#endif
+  return "";
+}
+
+// A warning when OpenBLAS runs narrower kernels than the CPU has. Its
+// DYNAMIC_ARCH build picks kernels by CPU model at load time, and a CPU newer
+// than the OpenBLAS release gets an older family's: OpenBLAS 0.3.21 runs its
+// AVX2 (Haswell) kernels on AMD Zen 5, whose AVX-512 kernels are twice as fast
+// there. Empty when there is nothing to say.
+std::string blas_kernel_warning() {
+#if defined(__GNUC__) && defined(__ELF__) && (defined(__x86_64__) || defined(__i386__))
+  const std::string kernels = blas_kernels();
+  if (kernels.empty() || !__builtin_cpu_supports("avx512f")) return "";
+  std::string lower = kernels;
+  for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (const char* wide : {"skylakex", "cooperlake", "sapphirerapids"})
+    if (lower == wide) return "";
+  return "OpenBLAS chose its " + kernels +
+         " kernels on a CPU with AVX-512: if this OpenBLAS predates the CPU, OPENBLAS_CORETYPE=SkylakeX "
+         "selects its AVX-512 kernels";
+#else
+  return "";
+#endif
 }
 
 std::string eigen_version() {
@@ -408,6 +455,8 @@ int benchmark(const Options& o) {
               compiler().c_str(), SAE_BENCH_CXX_FLAGS, SAE_BENCH_BUILD_TYPE, eigen_version().c_str(),
               built_with_openmp() ? "on" : "off", eigen_uses_blas() ? "on" : "off", target_features().c_str());
   std::printf("BLAS: %s\n", blas_description().c_str());
+  if (const std::string warning = blas_kernel_warning(); !warning.empty())
+    std::fprintf(stderr, "sae_bench: warning: %s\n", warning.c_str());
   std::fflush(stdout);
 
   // The input: standard normals (encode: one batch; train: a new one each step).
@@ -428,6 +477,7 @@ int benchmark(const Options& o) {
               "sum %.1f MiB; process before allocating %.1f MiB\n",
               r.peak_rss_mib, param_mib, training ? 4 : 1, model_state_mib, activation_mib,
               model_state_mib + activation_mib, baseline_rss_mib);
+  std::printf("page faults: %.1f per timed step\n", r.page_faults_per_step);
 
   // The last line: everything above, as one JSON object.
   std::ostringstream json;
@@ -444,6 +494,7 @@ int benchmark(const Options& o) {
        << ", \"nominal_gflop_per_step\": " << json_number(nominal_flop / 1e9)
        << ", \"peak_rss_mib\": " << json_number(r.peak_rss_mib)
        << ", \"baseline_rss_mib\": " << json_number(baseline_rss_mib)
+       << ", \"page_faults_per_step\": " << json_number(r.page_faults_per_step)
        << ", \"param_count\": " << json_number(param_count) << ", \"param_mib\": " << json_number(param_mib)
        << ", \"model_state_mib\": " << json_number(model_state_mib)
        << ", \"activation_mib\": " << json_number(activation_mib) << ", \"l0\": " << json_number(r.l0_mean)
@@ -458,6 +509,7 @@ int benchmark(const Options& o) {
        << ", \"eigen_version\": " << json_string(eigen_version())
        << ", \"eigen_use_blas\": " << (eigen_uses_blas() ? "true" : "false")
        << ", \"blas\": " << json_string(blas_description())
+       << ", \"blas_kernels\": " << (blas_kernels().empty() ? std::string("null") : json_string(blas_kernels()))
        << ", \"target_features\": " << json_string(target_features())
        << ", \"eigen_simd\": " << json_string(Eigen::SimdInstructionSetsInUse()) << "}}";
   std::printf("%s\n", json.str().c_str());
