@@ -31,12 +31,12 @@ neighbour on the shared machine can only pull a reading down): the room any
 GEMM could have left.
 
 Both sides may run OpenBLAS (PyTorch always does; sae with SAE_USE_BLAS), whose
-Debian build picks its kernels by CPU model when it loads. A CPU newer than the
-OpenBLAS release gets an older family's kernels: OpenBLAS 0.3.21 runs its AVX2
-(Haswell) kernels on AMD Zen 5, and its AVX-512 ones there are twice as fast. The
-script prints each side's kernels and warns when they are narrower than the CPU;
---openblas-coretype NAME sets OPENBLAS_CORETYPE (SkylakeX: the AVX-512 kernels)
-for both sides alike.
+Debian build picks its kernels by CPU model when it loads, unless the environment's
+OPENBLAS_CORETYPE names them (one of our machines set it to Haswell: AVX2 kernels
+on an AVX-512 CPU, half the speed of OpenBLAS's own choice there). The script
+prints each side's kernels and warns when they are narrower than the CPU;
+--openblas-coretype NAME sets OPENBLAS_CORETYPE for both sides alike, and
+--openblas-coretype '' removes it, leaving the choice to OpenBLAS.
 
 Needs Debian's python3-torch (call it as /usr/bin/python3), except with --sae-only. Exit status: 0 when
 every step ran (whether or not the targets were met: the table says), 1 on an
@@ -295,9 +295,11 @@ OPENBLAS_AVX512_KERNELS = {"skylakex", "cooperlake", "sapphirerapids"}
 def kernel_warning(side, kernels):
     """A warning when `side`'s OpenBLAS runs narrower kernels than this CPU has, or None."""
     if kernels and cpu_has_avx512() and kernels.lower() not in OPENBLAS_AVX512_KERNELS:
-        return ("warning: %s's OpenBLAS runs its %s kernels on a CPU with AVX-512 (an OpenBLAS older than the "
-                "CPU picks an older family's); --openblas-coretype SkylakeX selects its AVX-512 kernels on both "
-                "sides" % (side, kernels))
+        forced = os.environ.get("OPENBLAS_CORETYPE")
+        return ("warning: %s's OpenBLAS runs its %s kernels on a CPU with AVX-512 (%s); --openblas-coretype "
+                "SkylakeX selects its AVX-512 kernels on both sides" % (
+                    side, kernels, "OPENBLAS_CORETYPE=%s is set" % forced if forced
+                    else "an OpenBLAS older than the CPU picks an older family's"))
     return None
 
 
@@ -480,7 +482,8 @@ def parse_args(argv):
     p.add_argument("--sae-only", action="store_true", help="run the sae side alone (no PyTorch needed)")
     p.add_argument("--fma-peak", help="path to sae_fma_peak (default: beside sae_bench, if built); '' skips it")
     p.add_argument("--openblas-coretype", metavar="NAME",
-                   help="set OPENBLAS_CORETYPE=NAME for both sides (OpenBLAS's kernels, e.g. SkylakeX or Haswell)")
+                   help="set OPENBLAS_CORETYPE=NAME for both sides (OpenBLAS's kernels, e.g. SkylakeX or Haswell); "
+                        "'' unsets it, so that OpenBLAS chooses")
     args = p.parse_args(argv)
     if args.threads < 1 or args.rounds < 1 or args.scaling_rounds < 1:
         p.error("--threads, --rounds and --scaling-rounds must be at least 1")
@@ -501,6 +504,8 @@ def main(argv):
     os.environ["OPENBLAS_NUM_THREADS"] = str(args.threads)
     if args.openblas_coretype:
         os.environ["OPENBLAS_CORETYPE"] = args.openblas_coretype
+    elif args.openblas_coretype == "":
+        os.environ.pop("OPENBLAS_CORETYPE", None)
     # PyTorch (and sae on Debian's default OpenBLAS) pairs an OpenMP pool with
     # OpenBLAS's own pthreads. With OpenMP's default spin-waiting the idle
     # OpenMP threads starve OpenBLAS's (an sgemm took 1.7x as long here), so

@@ -32,6 +32,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <limits>
 #include <numeric>
@@ -374,10 +375,11 @@ std::string blas_kernels() {
 }
 
 // A warning when OpenBLAS runs narrower kernels than the CPU has. Its
-// DYNAMIC_ARCH build picks kernels by CPU model at load time, and a CPU newer
-// than the OpenBLAS release gets an older family's: OpenBLAS 0.3.21 runs its
-// AVX2 (Haswell) kernels on AMD Zen 5, whose AVX-512 kernels are twice as fast
-// there. Empty when there is nothing to say.
+// DYNAMIC_ARCH build picks kernels by CPU model when it loads, unless
+// OPENBLAS_CORETYPE names them: set to Haswell (as on one of our machines), it
+// runs AVX2 kernels on an AVX-512 CPU at half the speed of its own choice; and
+// a CPU newer than the OpenBLAS may get an older family's. Empty when there
+// is nothing to say.
 std::string blas_kernel_warning() {
 #if defined(__GNUC__) && defined(__ELF__) && (defined(__x86_64__) || defined(__i386__))
   const std::string kernels = blas_kernels();
@@ -386,9 +388,11 @@ std::string blas_kernel_warning() {
   for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   for (const char* wide : {"skylakex", "cooperlake", "sapphirerapids"})
     if (lower == wide) return "";
-  return "OpenBLAS chose its " + kernels +
-         " kernels on a CPU with AVX-512: if this OpenBLAS predates the CPU, OPENBLAS_CORETYPE=SkylakeX "
-         "selects its AVX-512 kernels";
+  const char* forced = std::getenv("OPENBLAS_CORETYPE");
+  return "OpenBLAS runs its " + kernels + " kernels on a CPU with AVX-512" +
+         (forced ? std::string(" because OPENBLAS_CORETYPE=") + forced + " is set: unset it, or set SkylakeX"
+                 : std::string(": if this OpenBLAS predates the CPU, OPENBLAS_CORETYPE=SkylakeX selects its "
+                               "AVX-512 kernels"));
 #else
   return "";
 #endif
