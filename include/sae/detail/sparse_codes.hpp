@@ -191,7 +191,8 @@ void sparse_decode(const SparseCodes<Scalar>& codes, const DecoderWeights& W_dec
 ///     grad_W_dec = codesᵀ G (or += with `accumulate`)
 ///     gradient[j] = G.row(b) · W_dec.row(latent[j]) for each entry j (row b),
 /// that is (G W_decᵀ) at the active entries only. Latent by latent, each
-/// decoder row and its gradient row are touched once. Needs
+/// decoder row and its gradient row are touched once, and the gradient row
+/// takes four entries per pass, as sparse_decode's output rows do. Needs
 /// codes.index_by_latent().
 template <typename Scalar, typename DerivedG, typename DecoderWeights, typename GradW>
 void sparse_decoder_backward(const SparseCodes<Scalar>& codes, const Eigen::MatrixBase<DerivedG>& G,
@@ -203,7 +204,20 @@ void sparse_decoder_backward(const SparseCodes<Scalar>& codes, const Eigen::Matr
     const auto w = W_dec.row(f);
     auto grad_row = grad_W_dec.row(f);
     if (!accumulate) grad_row.setZero();
-    for (Index p = codes.latent_start[f]; p < codes.latent_start[f + 1]; ++p) {
+    const Index end = codes.latent_start[f + 1];
+    Index p = codes.latent_start[f];
+    for (; p + 4 <= end; p += 4) {
+      const Index* j = &codes.by_latent_entry[p];
+      const auto g0 = G.row(codes.by_latent_row[p]), g1 = G.row(codes.by_latent_row[p + 1]),
+                 g2 = G.row(codes.by_latent_row[p + 2]), g3 = G.row(codes.by_latent_row[p + 3]);
+      gradient[j[0]] = g0.dot(w);
+      gradient[j[1]] = g1.dot(w);
+      gradient[j[2]] = g2.dot(w);
+      gradient[j[3]] = g3.dot(w);
+      grad_row.noalias() += codes.value[j[0]] * g0 + codes.value[j[1]] * g1 + codes.value[j[2]] * g2 +
+                            codes.value[j[3]] * g3;
+    }
+    for (; p < end; ++p) {
       const Index j = codes.by_latent_entry[p];
       const auto g = G.row(codes.by_latent_row[p]);
       gradient[j] = g.dot(w);
@@ -216,8 +230,9 @@ void sparse_decoder_backward(const SparseCodes<Scalar>& codes, const Eigen::Matr
 /// where G_P is nonzero only at the entries of `pattern` (its values are
 /// `gradient`) and A = X − 1 shiftᵀ (shift = b_dec for a model that centres
 /// its input, else nullptr: A = X). Each latent's encoder column is a sum of
-/// the input rows where it is active, less shift times the column's sum, all
-/// while the column is in cache. Needs pattern.index_by_latent().
+/// the input rows where it is active (four per pass over the column), less
+/// shift times the column's sum, all while the column is in cache. Needs
+/// pattern.index_by_latent().
 template <typename Scalar, typename DerivedX, typename GradW, typename Sums>
 void sparse_encoder_gradient(const SparseCodes<Scalar>& pattern, const std::vector<Scalar>& gradient,
                              const Eigen::MatrixBase<DerivedX>& X, const Scalar* shift, GradW& grad_W_enc,
@@ -228,7 +243,20 @@ void sparse_encoder_gradient(const SparseCodes<Scalar>& pattern, const std::vect
     auto column = grad_W_enc.col(f);
     if (!accumulate) column.setZero();
     Scalar sum = 0;
-    for (Index p = pattern.latent_start[f]; p < pattern.latent_start[f + 1]; ++p) {
+    const Index end = pattern.latent_start[f + 1];
+    Index p = pattern.latent_start[f];
+    for (; p + 4 <= end; p += 4) {
+      const Scalar g0 = gradient[pattern.by_latent_entry[p]], g1 = gradient[pattern.by_latent_entry[p + 1]],
+                   g2 = gradient[pattern.by_latent_entry[p + 2]], g3 = gradient[pattern.by_latent_entry[p + 3]];
+      column.noalias() += (g0 * X.row(pattern.by_latent_row[p]) + g1 * X.row(pattern.by_latent_row[p + 1]) +
+                           g2 * X.row(pattern.by_latent_row[p + 2]) + g3 * X.row(pattern.by_latent_row[p + 3]))
+                              .transpose();
+      sum += g0;
+      sum += g1;
+      sum += g2;
+      sum += g3;
+    }
+    for (; p < end; ++p) {
       const Scalar g = gradient[pattern.by_latent_entry[p]];
       column.noalias() += g * X.row(pattern.by_latent_row[p]).transpose();
       sum += g;
