@@ -35,6 +35,20 @@ double relative_error(const Eigen::MatrixBase<A>& actual, const Eigen::MatrixBas
   return (a - e).cwiseAbs().maxCoeff() / scale;
 }
 
+/// `to` = `from`'s parameters converted to `to`'s scalar type (every tensor,
+/// empty ones included), e.g. a float model's in double.
+template <typename From, typename To>
+void cast_parameters(const From& from, To& to) {
+  using Scalar = typename To::Scalar;
+  to.W_enc = from.W_enc.template cast<Scalar>();
+  to.b_enc = from.b_enc.template cast<Scalar>();
+  to.W_dec = from.W_dec.template cast<Scalar>();
+  to.b_dec = from.b_dec.template cast<Scalar>();
+  to.threshold = from.threshold.template cast<Scalar>();
+  to.r_mag = from.r_mag.template cast<Scalar>();
+  to.b_mag = from.b_mag.template cast<Scalar>();
+}
+
 /// Parameters from fixture files `<prefix>_W_enc.npy` etc.; 1-D biases load as columns.
 template <typename Scalar, int D, int F>
 sae::Parameters<Scalar, D, F> seed_parameters(const std::string& prefix) {

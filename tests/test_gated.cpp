@@ -177,14 +177,7 @@ TEMPLATE_TEST_CASE("Gated objective: its codes and loss are model.encode and mod
   // L_sparse and L_aux, in double from the model's parameters.
   const Eigen::MatrixXd Xd = X.template cast<double>();
   GatedModel in_double(6, 10);
-  const auto& p = model.params();
-  auto& q = in_double.params();
-  q.W_enc = p.W_enc.template cast<double>();
-  q.b_enc = p.b_enc.template cast<double>();
-  q.W_dec = p.W_dec.template cast<double>();
-  q.b_dec = p.b_dec.template cast<double>();
-  q.r_mag = p.r_mag.template cast<double>();
-  q.b_mag = p.b_mag.template cast<double>();
+  sae_test::cast_parameters(model.params(), in_double.params());
   in_double.apply_b_dec_to_input() = model.apply_b_dec_to_input();
   const GatedForward fw = gated_forward(in_double, Xd);
   const auto& pd = in_double.params();

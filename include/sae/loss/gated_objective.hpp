@@ -164,9 +164,8 @@ struct GatedObjective {
     // The two code gradients, G_X̂ W_decᵀ (magnitude path) into
     // ws.code_gradient and G_aux W_decᵀ (gate path) into ws.codes, which is
     // free once ∇W_dec is done; the codes are rewritten below from H.
-    ws.code_gradient.resize(batch, dict);
-    ws.code_gradient.noalias() = ws.error * p.W_dec.transpose();
-    ws.codes.noalias() = ws.auxiliary_error * p.W_dec.transpose();
+    detail::product_into(ws.error, p.W_dec.transpose(), ws.code_gradient);
+    detail::product_into(ws.auxiliary_error, p.W_dec.transpose(), ws.codes);
 
     // One pass: G_πmag, G_πgate, their sums, G_H into ws.code_gradient, f back into ws.codes.
     grads.b_enc.setZero();

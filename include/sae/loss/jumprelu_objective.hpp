@@ -140,8 +140,7 @@ struct JumpReLUObjective {
 
     // G_Fc = G_X̂ W_decᵀ; θ's estimate from it and from the penalty's step,
     // then G_P = G_Fc where P > θ, in place.
-    ws.code_gradient.resize(batch, dict);
-    ws.code_gradient.noalias() = ws.error * p.W_dec.transpose();
+    detail::product_into(ws.error, p.W_dec.transpose(), ws.code_gradient);
     const Scalar step_slope = static_cast<Scalar>(penalty_slope(report.l0) / static_cast<double>(batch));
     const Scalar eps = bandwidth;
     grads.threshold.setZero();

@@ -180,8 +180,7 @@ struct L1Objective {
                       LossWorkspace<Scalar>& ws) const {
     const auto& p = model.params();
     grads.W_dec.noalias() = ws.codes.transpose() * ws.error;
-    ws.code_gradient.resize(X.rows(), model.dict_size());
-    ws.code_gradient.noalias() = ws.error * p.W_dec.transpose();
+    detail::product_into(ws.error, p.W_dec.transpose(), ws.code_gradient);
     // Penalty slope, ReLU mask and Σ_b G_P (b_enc's gradient) in one pass.
     ws.latent_sums.setZero(model.dict_size());
     if (weighting == L1Weighting::DecoderNorm)

@@ -153,8 +153,7 @@ struct TopKObjective {
       detail::add_decoder_bias_centering_gradient(model, ws.latent_sums, grads);
     } else {
       grads.W_dec.noalias() = ws.codes.transpose() * ws.error;
-      ws.code_gradient.resize(batch, model.dict_size());
-      ws.code_gradient.noalias() = ws.error * p.W_dec.transpose();
+      detail::product_into(ws.error, p.W_dec.transpose(), ws.code_gradient);
       ws.code_gradient = (ws.codes.array() > Scalar(0)).select(ws.code_gradient, Scalar(0));
       if (with_aux) {
         Batch<Scalar> aux_codes = Batch<Scalar>::Zero(batch, model.dict_size());

@@ -1,0 +1,211 @@
+// tests/test_encoder_gemm.cpp: the encoder product H = 1 startᵀ + X W_enc
+// (detail::start_rows_then_add_product), which float builds with AVX-512 run
+// on sae's own kernel (detail/encoder_gemm.hpp). Built into sae_tests (Eigen's
+// GEMM underneath) and into sae.encoder_kernel with -mavx512f, where every
+// case below goes through the kernel: edge tiles, depth blocks, strided
+// inputs, reused outputs, the model's encode and an objective's gradients.
+#include <cmath>
+#include <vector>
+
+#include <catch2/catch.hpp>
+#include <sae/sae.hpp>
+
+#include "support.hpp"
+
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
+using sae::Dynamic;
+using sae::Index;
+
+namespace {
+
+using RowBatch = sae::Batch<float>;
+using EncoderWeights = Eigen::Matrix<float, Dynamic, Dynamic, Eigen::ColMajor>;
+using StartRow = Eigen::Matrix<float, 1, Dynamic>;
+
+struct Operands {
+  RowBatch X;
+  EncoderWeights W;
+  StartRow start;
+};
+
+Operands random_operands(Index B, Index D, Index F, std::uint64_t seed) {
+  Operands o;
+  o.X = sae_test::normal_batch<float>(B, D, seed);
+  o.W = sae_test::normal_batch<float>(D, F, seed + 1) / std::sqrt(float(D));
+  o.start = sae_test::normal_batch<float>(1, F, seed + 2);
+  return o;
+}
+
+// The product in double, and the bound on float's rounding: each element is
+// a sum of D products, so its error is at most about D·eps·Σ_k |x_k w_k| + eps·|h|.
+void check_against_double(const RowBatch& H, const Operands& o) {
+  const Eigen::MatrixXd X = o.X.cast<double>(), W = o.W.cast<double>();
+  const Eigen::MatrixXd exact = (X * W).rowwise() + o.start.cast<double>();
+  const Eigen::MatrixXd magnitude = X.cwiseAbs() * W.cwiseAbs();
+  const double eps = std::numeric_limits<float>::epsilon();
+  REQUIRE(H.rows() == exact.rows());
+  REQUIRE(H.cols() == exact.cols());
+  Index bad = 0;
+  for (Index b = 0; b < H.rows(); ++b)
+    for (Index f = 0; f < H.cols(); ++f) {
+      const double bound = (double(o.X.cols()) + 1) * eps * magnitude(b, f) + 2 * eps * std::abs(exact(b, f));
+      if (!(std::abs(double(H(b, f)) - exact(b, f)) <= bound)) ++bad;
+    }
+  CHECK(bad == 0);
+}
+
+#if defined(SAE_ENCODER_KERNEL)
+// What the AVX-512 kernel computes, element by element: one FMA chain over k
+// in order from zero, then + start. Its depth blocks store and reload the
+// running float, so blocking does not change the chain.
+RowBatch fma_chain_reference(const Operands& o) {
+  RowBatch H(o.X.rows(), o.W.cols());
+  for (Index b = 0; b < H.rows(); ++b)
+    for (Index f = 0; f < H.cols(); ++f) {
+      float sum = 0.0f;
+      for (Index k = 0; k < o.X.cols(); ++k) sum = std::fma(o.X(b, k), o.W(k, f), sum);
+      H(b, f) = sum + o.start(f);
+    }
+  return H;
+}
+#endif
+
+}  // namespace
+
+TEST_CASE("The encoder product matches double precision on edge tiles and depth blocks", "[encoder-gemm]") {
+  // Tokens around the kernel's minimum (64) and its 12-token tiles; latents
+  // around its 32-latent tiles; depths of one input, odd sizes, and beyond
+  // the 1024-input block (1030 = two blocks of 515).
+  const Index B = GENERATE(1, 63, 64, 65, 101);
+  const Index F = GENERATE(1, 17, 32, 33, 95);
+  const Index D = GENERATE(1, 7, 64, 1030);
+  CAPTURE(B, D, F);
+  const Operands o = random_operands(B, D, F, 100 + B + 7 * D + 13 * F);
+  RowBatch H;
+  sae::detail::start_rows_then_add_product(o.start, o.X, o.W, H);
+  check_against_double(H, o);
+#if defined(SAE_ENCODER_KERNEL)
+  if (B >= sae::detail::encoder_gemm::min_tokens) CHECK(H == fma_chain_reference(o));
+#endif
+}
+
+TEST_CASE("The encoder product reads strided rows and reuses its output", "[encoder-gemm]") {
+  const Index B = 77, D = 40, F = 70, stride = D + 5;
+  const Operands o = random_operands(B, D, F, 7);
+  // X's rows `stride` floats apart, inside a wider buffer.
+  std::vector<float> buffer(static_cast<std::size_t>(B * stride), std::nanf(""));
+  Eigen::Map<RowBatch, 0, Eigen::OuterStride<>> X(buffer.data(), B, D, Eigen::OuterStride<>(stride));
+  X = o.X;
+  RowBatch H = RowBatch::Constant(B + 30, F + 50, std::nanf(""));  // an earlier, larger result
+  sae::detail::start_rows_then_add_product(o.start, X, o.W, H);
+  check_against_double(H, o);
+  // The start row as the objectives pass it: a transposed column.
+  const Eigen::VectorXf start_column = o.start.transpose();
+  RowBatch H2;
+  sae::detail::start_rows_then_add_product(start_column.transpose(), o.X, o.W, H2);
+  CHECK(H2 == H);
+}
+
+TEST_CASE("The product without a start row takes a transposed row-major W, as W_dec's", "[encoder-gemm]") {
+  const Index B = GENERATE(20, 100);
+  const Operands o = random_operands(B, 50, 90, 21);
+  // W_dec is F x D row-major; the code gradient multiplies by its transpose.
+  const Eigen::Matrix<float, Dynamic, Dynamic, Eigen::RowMajor> W_dec = o.W.transpose();
+  RowBatch H;
+  sae::detail::product_into(o.X, W_dec.transpose(), H);
+  Operands zero_start = o;
+  zero_start.start.setZero();
+  check_against_double(H, zero_start);
+#if defined(SAE_ENCODER_KERNEL)
+  if (B >= sae::detail::encoder_gemm::min_tokens) CHECK(H == fma_chain_reference(zero_start));
+#endif
+}
+
+// The same model in float and in double (float's weights, exactly), on the
+// same inputs: the float model's encoder product and dense code gradient run
+// on the kernel, the double model's on Eigen's GEMM.
+template <typename Activation, typename FloatObjective, typename DoubleObjective>
+void check_float_against_double(const sae::SparseAutoEncoder<double, Dynamic, Dynamic, Activation>& reference,
+                                const FloatObjective& objective, const DoubleObjective& objective_double) {
+  const Index B = 130;
+  sae::SparseAutoEncoder<float, Dynamic, Dynamic, Activation> model(reference.input_dim(), reference.dict_size(),
+                                                                    reference.activation());
+  model.apply_b_dec_to_input() = reference.apply_b_dec_to_input();
+  sae_test::cast_parameters(reference.params(), model.params());
+  sae::SparseAutoEncoder<double, Dynamic, Dynamic, Activation> same = reference;
+  sae_test::cast_parameters(model.params(), same.params());
+  const sae::Batch<float> X = sae_test::normal_batch<float>(B, model.input_dim(), 8);
+  const sae::Batch<double> X_double = X.cast<double>();
+
+  CHECK(sae_test::relative_error(model.encode(X), same.encode(X_double)) < 1e-5);
+
+  auto grads = sae::zeros_like(model.params());
+  auto grads_double = sae::zeros_like(same.params());
+  const auto result = sae::loss_and_gradient(model, X, objective, grads);
+  const auto result_double = sae::loss_and_gradient(same, X_double, objective_double, grads_double);
+  CHECK(result.l0 == result_double.l0);
+  CHECK(result.loss == Approx(result_double.loss).epsilon(1e-5));
+  CHECK(sae_test::relative_error(grads.W_enc, grads_double.W_enc) < 1e-4);
+  CHECK(sae_test::relative_error(grads.b_enc, grads_double.b_enc) < 1e-4);
+  CHECK(sae_test::relative_error(grads.W_dec, grads_double.W_dec) < 1e-4);
+  CHECK(sae_test::relative_error(grads.b_dec, grads_double.b_dec) < 1e-4);
+  if (grads.r_mag.size() > 0) CHECK(sae_test::relative_error(grads.r_mag, grads_double.r_mag) < 1e-4);
+  if (grads.b_mag.size() > 0) CHECK(sae_test::relative_error(grads.b_mag, grads_double.b_mag) < 1e-4);
+}
+
+TEST_CASE("A float ReLU model's encode and L1 gradients match the same model in double", "[encoder-gemm]") {
+  const bool centred = GENERATE(false, true);
+  const auto kernels = GENERATE(sae::Kernels::Dense, sae::Kernels::Sparse);
+  sae::SparseAutoEncoder<double> reference(48, 200, sae::ReLU{}, sae::Init::LinearDefault, 5);
+  reference.apply_b_dec_to_input() = centred;
+  reference.params().b_enc.setConstant(-0.05);
+  reference.params().b_dec = sae_test::normal_batch<double>(48, 1, 6) * 0.1;
+  sae::L1Objective<float> objective{0.01f};
+  objective.kernels = kernels;
+  sae::L1Objective<double> objective_double{0.01};
+  objective_double.kernels = kernels;
+  check_float_against_double(reference, objective, objective_double);
+}
+
+TEST_CASE("A float TopK model's gradients match the same model in double", "[encoder-gemm]") {
+  const auto kernels = GENERATE(sae::Kernels::Dense, sae::Kernels::Sparse);
+  sae::SparseAutoEncoder<double, Dynamic, Dynamic, sae::TopK> reference(48, 200, sae::TopK{8},
+                                                                        sae::Init::LinearDefault, 9);
+  reference.apply_b_dec_to_input() = true;
+  reference.params().b_dec = sae_test::normal_batch<double>(48, 1, 10) * 0.1;
+  sae::TopKObjective<float> objective;
+  objective.kernels = kernels;
+  sae::TopKObjective<double> objective_double;
+  objective_double.kernels = kernels;
+  check_float_against_double(reference, objective, objective_double);
+}
+
+TEST_CASE("A float Gated model's gradients match the same model in double", "[encoder-gemm]") {
+  // Gated's backward pass runs both of its code gradients through the kernel.
+  sae::SparseAutoEncoder<double, Dynamic, Dynamic, sae::Gated> reference(48, 200, sae::Gated{},
+                                                                         sae::Init::LinearDefault, 12);
+  reference.params().b_dec = sae_test::normal_batch<double>(48, 1, 13) * 0.1;
+  sae::GatedObjective<float> objective;
+  objective.l1_coefficient = 0.01f;
+  sae::GatedObjective<double> objective_double;
+  objective_double.l1_coefficient = 0.01;
+  check_float_against_double(reference, objective, objective_double);
+}
+
+#if defined(_OPENMP)
+TEST_CASE("The encoder product gives the same bits on 1 and 2 threads", "[encoder-gemm][openmp]") {
+  const Operands o = random_operands(150, 96, 300, 11);
+  const int saved = omp_get_max_threads();
+  RowBatch one, two;
+  omp_set_num_threads(1);
+  sae::detail::start_rows_then_add_product(o.start, o.X, o.W, one);
+  omp_set_num_threads(2);
+  sae::detail::start_rows_then_add_product(o.start, o.X, o.W, two);
+  omp_set_num_threads(saved);
+  CHECK(one == two);
+  check_against_double(one, o);
+}
+#endif
