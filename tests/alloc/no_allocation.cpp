@@ -216,8 +216,9 @@ int main() {
   gated.encode(X, codes);
   expect_no_allocation(before_topk, "TopK and Gated encode into reused buffers");
 
-  // 100 tokens: enough for the AVX-512 encoder kernel (detail/encoder_gemm.hpp)
-  // when this file is built with it, whose packing buffers are kept per thread.
+  // 100 tokens, more than the steps above: built with AVX-512, the encoder
+  // kernel (detail/encoder_gemm.hpp) keeps its packing buffers per thread,
+  // sized by the largest batch so far.
   sae::Batch<float> X_wide(100, 32);
   X_wide.setConstant(0.5f);
   model.encode(X_wide, codes);

@@ -21,6 +21,9 @@
 // Each element of H is one chain of FMAs over k in order, then + start: the
 // same bits for any thread count and any blocking of tokens and latents (the
 // depth blocking depends on D alone, and a block reloads the running sum).
+// Warm calls allocate nothing: the calling thread keeps its packed X (as large
+// as the largest batch so far, B x D floats) and each OpenMP thread its block
+// of W (at most about 3 MiB).
 #pragma once
 
 #include <algorithm>
@@ -50,9 +53,10 @@ inline constexpr Index max_depth_block = 1024;  ///< inputs per pass over a tile
 inline constexpr Index latent_block_bytes = Index(3) << 20;  ///< packed W_enc per thread: a share of L3
 inline constexpr Index token_group_bytes = Index(512) << 10;  ///< packed X per sweep: half of L2
 
-/// Below this many tokens, packing W_enc costs about as much as the product,
-/// and Eigen's GEMM (which packs less) is kept.
-inline constexpr Index min_tokens = 64;
+/// Below this many tokens Eigen's GEMM (a GEMV for one token) is kept: the
+/// kernel packs all of W for any batch, which costs it 2 ms for one token at
+/// D = 768, F = 8192 against Eigen's 0.4, and ties at 8 (sae_bench, Zen 5).
+inline constexpr Index min_tokens = 16;
 
 /// A reusable buffer of floats aligned to 64 bytes, growing with headroom so
 /// that warm calls do not allocate.
