@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "../config.hpp"
+#include "buffers.hpp"
 #include "parallel.hpp"
 
 #if defined(__AVX512F__) && !defined(SAE_NO_ENCODER_KERNEL)
@@ -50,7 +51,7 @@ namespace encoder_gemm {
 inline constexpr int tile_tokens = 12;   ///< rows of H per micro-kernel call (broadcasts)
 inline constexpr int tile_latents = 32;  ///< columns of H per call (two zmm registers)
 inline constexpr Index max_depth_block = 1024;  ///< inputs per pass over a tile
-inline constexpr Index latent_block_bytes = Index(3) << 20;  ///< packed W_enc per thread: a share of L3
+inline constexpr Index latent_block_bytes = Index(3) << 20;  ///< packed W per thread: a share of L3
 inline constexpr Index token_group_bytes = Index(512) << 10;  ///< packed X per sweep: half of L2
 
 /// Below this many tokens Eigen's GEMM (a GEMV for one token) is kept: the
@@ -58,12 +59,10 @@ inline constexpr Index token_group_bytes = Index(512) << 10;  ///< packed X per 
 /// D = 768, F = 8192 against Eigen's 0.4, and ties at 8 (sae_bench, Zen 5).
 inline constexpr Index min_tokens = 16;
 
-/// A reusable buffer of floats aligned to 64 bytes, growing with headroom so
-/// that warm calls do not allocate.
+/// A reusable buffer of n floats aligned to 64 bytes, growing with headroom
+/// so that warm calls do not allocate.
 inline float* aligned_buffer(std::vector<float>& storage, Index n) {
-  const std::size_t need = static_cast<std::size_t>(n) + 16;
-  if (need > storage.capacity()) storage.reserve(need + need / 4);
-  storage.resize(need);
+  resize_with_headroom(storage, static_cast<std::size_t>(n) + 16);
   const auto address = reinterpret_cast<std::uintptr_t>(storage.data());
   return reinterpret_cast<float*>((address + 63) & ~std::uintptr_t(63));
 }
@@ -158,8 +157,9 @@ inline void transpose_16x16(__m512 r[16]) {
   }
 }
 
-/// Inputs [k0, k0 + depth) of latents [f0, f0 + 32) of W_enc (column-major,
-/// column stride ldw), k-major, into `panel`; latents past `F` are zeros.
+/// Inputs [k0, k0 + depth) of latents [f0, f0 + 32) of W (column-major,
+/// column stride ldw: W_enc, or W_decᵀ), k-major, into `panel`; latents past
+/// `F` are zeros.
 /// Whole panels move 16 x 16 blocks through registers; the rest, and the
 /// last inputs, go one float at a time.
 inline void pack_latent_panel(const float* W, Index ldw, Index F, Index f0, Index k0, Index depth, float* panel) {

@@ -19,6 +19,7 @@
 
 #include "../config.hpp"
 #include "../core/types.hpp"
+#include "buffers.hpp"
 #include "parallel.hpp"
 
 namespace sae {
@@ -35,20 +36,6 @@ enum class Kernels {
 /// F = 8192, B = 1024, 2 threads): the sparse step is faster than the dense
 /// one up to about 20% density; the margin leaves room for other machines.
 inline constexpr double automatic_sparse_density = 0.1;
-
-namespace detail {
-
-/// v.resize(n), and when that must grow the capacity, room for a quarter more:
-/// the number of active codes changes from batch to batch, and growing to the
-/// exact size would reallocate at every new maximum (at B = 4096, L0 = 64,
-/// 8 MB of fresh pages, ~2000 page faults, a tenth of a step's time).
-template <typename T>
-void resize_with_headroom(std::vector<T>& v, std::size_t n) {
-  if (n > v.capacity()) v.reserve(n + n / 4);
-  v.resize(n);
-}
-
-}  // namespace detail
 
 /// The nonzero codes of a B x F batch, row by row: the entries of row b are
 /// positions row_start[b] .. row_start[b+1] of `latent` (column) and `value`.
