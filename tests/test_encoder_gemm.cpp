@@ -1,10 +1,13 @@
-// tests/test_encoder_gemm.cpp: the encoder product H = 1 startᵀ + X W_enc
-// (detail::start_rows_then_add_product), which float builds with AVX-512 run
-// on sae's own kernel (detail/encoder_gemm.hpp). Built into sae_tests (Eigen's
-// GEMM underneath) and into sae.encoder_kernel with -mavx512f, where every
-// case below goes through the kernel: edge tiles, depth blocks, strided
-// inputs, reused outputs, the model's encode and an objective's gradients.
+// tests/test_encoder_gemm.cpp: the products with the encoder's shapes, H =
+// 1 startᵀ + X W_enc (detail::start_rows_then_add_product) and the code
+// gradient's G W_decᵀ (detail::product_into), which float builds with AVX-512
+// run on sae's own kernel (detail/encoder_gemm.hpp) from 16 tokens up. Built
+// into sae_tests (Eigen's GEMM underneath) and into sae.encoder_kernel with
+// -mavx512f -mfma, where the cases of 16 tokens or more go through the kernel:
+// edge tiles, depth blocks, strided inputs, reused outputs, and ReLU, TopK and
+// Gated models against the same models in double.
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include <catch2/catch.hpp>
