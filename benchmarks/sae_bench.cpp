@@ -318,10 +318,10 @@ bool eigen_uses_blas() {
 #endif
 }
 
-// Whether the encoder product runs on sae's AVX-512 kernel
-// (include/sae/detail/encoder_gemm.hpp) rather than Eigen's or the BLAS's GEMM.
-bool encoder_kernel() {
-#if defined(SAE_ENCODER_KERNEL)
+// Whether float products run on sae's AVX-512 kernel
+// (include/sae/detail/gemm.hpp) rather than Eigen's or the BLAS's GEMM.
+bool gemm_kernel() {
+#if defined(SAE_GEMM_KERNEL)
   return true;
 #else
   return false;
@@ -465,10 +465,10 @@ int benchmark(const Options& o) {
   if (o.arch == "topk") std::printf(" k=%lld", o.k);
   if (o.target_l0) std::printf(" target L0=%g", *o.target_l0);
   std::printf(", kernels %s, %d thread%s\n", sae_bench::kernels_name(o.kernels), threads, threads == 1 ? "" : "s");
-  std::printf("build: %s, flags '%s' (%s), Eigen %s, OpenMP %s, EIGEN_USE_BLAS %s, encoder kernel %s, target %s\n",
+  std::printf("build: %s, flags '%s' (%s), Eigen %s, OpenMP %s, EIGEN_USE_BLAS %s, GEMM kernel %s, target %s\n",
               compiler().c_str(), SAE_BENCH_CXX_FLAGS, SAE_BENCH_BUILD_TYPE, eigen_version().c_str(),
               built_with_openmp() ? "on" : "off", eigen_uses_blas() ? "on" : "off",
-              encoder_kernel() ? "AVX-512" : "off", target_features().c_str());
+              gemm_kernel() ? "AVX-512" : "off", target_features().c_str());
   std::printf("BLAS: %s\n", blas_description().c_str());
   if (const std::string warning = blas_kernel_warning(); !warning.empty())
     std::fprintf(stderr, "sae_bench: warning: %s\n", warning.c_str());
@@ -523,7 +523,7 @@ int benchmark(const Options& o) {
        << ", \"openmp\": " << (built_with_openmp() ? "true" : "false")
        << ", \"eigen_version\": " << json_string(eigen_version())
        << ", \"eigen_use_blas\": " << (eigen_uses_blas() ? "true" : "false")
-       << ", \"encoder_kernel\": " << (encoder_kernel() ? "true" : "false")
+       << ", \"gemm_kernel\": " << (gemm_kernel() ? "true" : "false")
        << ", \"blas\": " << json_string(blas_description())
        << ", \"blas_kernels\": " << (blas_kernels().empty() ? std::string("null") : json_string(blas_kernels()))
        << ", \"target_features\": " << json_string(target_features())

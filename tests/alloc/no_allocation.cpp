@@ -217,7 +217,7 @@ int main() {
   expect_no_allocation(before_topk, "TopK and Gated encode into reused buffers");
 
   // 100 tokens, more than the steps above: built with AVX-512, the encoder
-  // kernel (detail/encoder_gemm.hpp) keeps its packing buffers per thread,
+  // GEMM kernel (detail/gemm.hpp) keeps its packing buffers per thread,
   // sized by the largest batch so far.
   sae::Batch<float> X_wide(100, 32);
   X_wide.setConstant(0.5f);

@@ -185,9 +185,7 @@ class SparseAutoEncoder {
   template <typename Derived>
   void decode(const Eigen::MatrixBase<Derived>& codes, InputBatch& recon) const {
     check_batch<Derived, F>(codes, dict_size(), "sae::SparseAutoEncoder::decode", "code batch");
-    recon.resize(codes.rows(), input_dim());
-    recon.noalias() = codes.derived() * params_.W_dec;
-    recon.rowwise() += params_.b_dec.transpose();
+    detail::start_rows_then_add_product(params_.b_dec.transpose(), codes, params_.W_dec, recon);
   }
 
   // ---- forward ------------------------------------------------------------

@@ -109,9 +109,9 @@ struct GatedObjective {
     }
 
     ws.error.resize(batch, model.input_dim());
-    ws.error.noalias() = ws.codes * p.W_dec;
+    detail::product_into(ws.codes, p.W_dec, ws.error);
     ws.auxiliary_error.resize(batch, model.input_dim());
-    ws.auxiliary_error.noalias() = ws.code_gradient * p.W_dec;
+    detail::product_into(ws.code_gradient, p.W_dec, ws.auxiliary_error);
 
     const double b = static_cast<double>(batch);
     LossReport r;
@@ -151,7 +151,7 @@ struct GatedObjective {
     // Decoder side: G_X̂ = (2/B) E and G_aux = (2/B) E_aux, in place.
     ws.error *= Scalar(2) * inv_batch;
     ws.auxiliary_error *= Scalar(2) * inv_batch;
-    grads.W_dec.noalias() = ws.codes.transpose() * ws.error;
+    detail::product_into(ws.codes.transpose(), ws.error, grads.W_dec);
     grads.b_dec.noalias() = ws.error.colwise().sum().transpose();
     if (weighting == L1Weighting::DecoderNorm) {
       // The penalty's pull on each decoder row: (λ/B) (Σ_b ReLU(π_gate)_bf) W_dec,f / n_f.

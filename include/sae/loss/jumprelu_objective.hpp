@@ -102,7 +102,7 @@ struct JumpReLUObjective {
     }
 
     ws.error.resize(batch, model.input_dim());
-    ws.error.noalias() = ws.codes * p.W_dec;
+    detail::product_into(ws.codes, p.W_dec, ws.error);
 
     const double b = static_cast<double>(batch);
     LossReport r;
@@ -135,7 +135,7 @@ struct JumpReLUObjective {
 
     // Decoder side: G_X̂ = (2/B) E, in place of E.
     ws.error *= Scalar(2) * inv_batch;
-    grads.W_dec.noalias() = ws.codes.transpose() * ws.error;
+    detail::product_into(ws.codes.transpose(), ws.error, grads.W_dec);
     grads.b_dec.noalias() = ws.error.colwise().sum().transpose();
 
     // G_Fc = G_X̂ W_decᵀ; θ's estimate from it and from the penalty's step,

@@ -108,7 +108,7 @@ struct L1Objective {
     } else {
       ws.active.reset(batch, dict);  // not filled: the dense path reads ws.codes
       ws.error.resize(batch, model.input_dim());
-      ws.error.noalias() = ws.codes * p.W_dec;
+      detail::product_into(ws.codes, p.W_dec, ws.error);
     }
 
     const double b = static_cast<double>(batch);
@@ -179,7 +179,7 @@ struct L1Objective {
   void dense_gradient(const Model& model, const Eigen::MatrixBase<Derived>& X, Scalar l1_slope, Grads& grads,
                       LossWorkspace<Scalar>& ws) const {
     const auto& p = model.params();
-    grads.W_dec.noalias() = ws.codes.transpose() * ws.error;
+    detail::product_into(ws.codes.transpose(), ws.error, grads.W_dec);
     detail::product_into(ws.error, p.W_dec.transpose(), ws.code_gradient);
     // Penalty slope, ReLU mask and Σ_b G_P (b_enc's gradient) in one pass.
     ws.latent_sums.setZero(model.dict_size());
@@ -187,7 +187,7 @@ struct L1Objective {
       mask_code_gradient(ws, [&](Index f) { return l1_slope * ws.decoder_norms(f); });
     else
       mask_code_gradient(ws, [&](Index) { return l1_slope; });
-    grads.W_enc.noalias() = X.derived().transpose() * ws.code_gradient;
+    detail::product_into(X.derived().transpose(), ws.code_gradient, grads.W_enc);
   }
 
   // G_P = (G_P + slope(f)) ⊙ 1[f > 0] in place, and its column sums into

@@ -90,7 +90,7 @@ void pre_activations(const Model& model, const Eigen::MatrixBase<DerivedX>& X, L
 template <typename Model, typename DerivedX, typename Grads, typename Scalar>
 void dense_encoder_gradient(const Model& model, const Eigen::MatrixBase<DerivedX>& X, const Batch<Scalar>& G_H,
                             Grads& grads, LossWorkspace<Scalar>& ws) {
-  grads.W_enc.noalias() = X.derived().transpose() * G_H;
+  product_into(X.derived().transpose(), G_H, grads.W_enc);
   column_sums(G_H, ws.latent_sums);
   add_input_centering_gradient(model, ws.latent_sums, grads);
 }

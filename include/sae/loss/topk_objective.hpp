@@ -97,7 +97,7 @@ struct TopKObjective {
       detail::sparse_decode(ws.active, p.W_dec, ws.error);
     } else {
       ws.error.resize(batch, model.input_dim());
-      ws.error.noalias() = ws.codes * p.W_dec;
+      detail::product_into(ws.codes, p.W_dec, ws.error);
     }
 
     const double b = static_cast<double>(batch);
@@ -152,7 +152,7 @@ struct TopKObjective {
       }
       detail::add_decoder_bias_centering_gradient(model, ws.latent_sums, grads);
     } else {
-      grads.W_dec.noalias() = ws.codes.transpose() * ws.error;
+      detail::product_into(ws.codes.transpose(), ws.error, grads.W_dec);
       detail::product_into(ws.error, p.W_dec.transpose(), ws.code_gradient);
       ws.code_gradient = (ws.codes.array() > Scalar(0)).select(ws.code_gradient, Scalar(0));
       if (with_aux) {

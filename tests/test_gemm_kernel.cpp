@@ -1,11 +1,14 @@
-// tests/test_encoder_gemm.cpp: the products with the encoder's shapes, H =
-// 1 startᵀ + X W_enc (detail::start_rows_then_add_product) and the code
-// gradient's G W_decᵀ (detail::product_into), which float builds with AVX-512
-// run on sae's own kernel (detail/encoder_gemm.hpp) from 16 tokens up. Built
-// into sae_tests (Eigen's GEMM underneath) and into sae.encoder_kernel with
-// -mavx512f -mfma, where the cases of 16 tokens or more go through the kernel:
-// edge tiles, depth blocks, strided inputs, reused outputs, and ReLU, TopK and
-// Gated models against the same models in double.
+// tests/test_gemm_kernel.cpp: the dense products of sae's steps, which float
+// builds with AVX-512 run on sae's own kernel (detail/gemm.hpp) when the result
+// has 16 rows and columns or more: the encoder product H = 1 startᵀ + X W_enc
+// (detail::start_rows_then_add_product), and decode, the code gradient and
+// the decoder and encoder gradients (detail::product_into), with operands and
+// results row- or column-major. Built into sae_tests (Eigen's GEMM
+// underneath) and into sae.gemm_kernel with -mavx512f -mfma, where they go
+// through the kernel: bit for bit against a chain of std::fma per element,
+// against double on edge tiles, depth blocks and both ways of sharing the
+// packed panels, strided inputs, reused outputs, 1 and 2 threads, and ReLU,
+// TopK, JumpReLU and Gated models against the same models in double.
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -60,7 +63,7 @@ void check_against_double(const RowBatch& H, const Operands& o) {
   CHECK(bad == 0);
 }
 
-#if defined(SAE_ENCODER_KERNEL)
+#if defined(SAE_GEMM_KERNEL)
 // What the AVX-512 kernel computes, element by element: one FMA chain over k
 // in order from zero, then + start. Its depth blocks store and reload the
 // running float, so blocking does not change the chain.
@@ -78,12 +81,12 @@ RowBatch fma_chain_reference(const Operands& o) {
 
 }  // namespace
 
-TEST_CASE("The encoder product matches double precision on edge tiles and depth blocks", "[encoder-gemm]") {
+TEST_CASE("The encoder product matches double precision on edge tiles and depth blocks", "[gemm-kernel]") {
   // Tokens around the kernel's minimum (16) and its 12-token tiles; latents
   // around its 32-latent tiles; depths of one input, odd sizes, and beyond
   // the 1024-input block (1030 = two blocks of 515).
-#if defined(SAE_ENCODER_KERNEL)
-  static_assert(sae::detail::encoder_gemm::min_tokens == 16, "update the batch sizes below");
+#if defined(SAE_GEMM_KERNEL)
+  static_assert(sae::detail::gemm::min_side == 16, "update the batch sizes below");
 #endif
   const Index B = GENERATE(1, 15, 16, 24, 25, 101);
   const Index F = GENERATE(1, 17, 32, 33, 95);
@@ -93,12 +96,12 @@ TEST_CASE("The encoder product matches double precision on edge tiles and depth 
   RowBatch H;
   sae::detail::start_rows_then_add_product(o.start, o.X, o.W, H);
   check_against_double(H, o);
-#if defined(SAE_ENCODER_KERNEL)
-  if (B >= sae::detail::encoder_gemm::min_tokens) CHECK(H == fma_chain_reference(o));
+#if defined(SAE_GEMM_KERNEL)
+  if (std::min(B, F) >= sae::detail::gemm::min_side) CHECK(H == fma_chain_reference(o));
 #endif
 }
 
-TEST_CASE("The encoder product reads strided rows and reuses its output", "[encoder-gemm]") {
+TEST_CASE("The encoder product reads strided rows and reuses its output", "[gemm-kernel]") {
   const Index B = 77, D = 40, F = 70, stride = D + 5;
   const Operands o = random_operands(B, D, F, 7);
   // X's rows `stride` floats apart, inside a wider buffer.
@@ -115,7 +118,7 @@ TEST_CASE("The encoder product reads strided rows and reuses its output", "[enco
   CHECK(H2 == H);
 }
 
-TEST_CASE("The product without a start row takes a transposed row-major W, as W_dec's", "[encoder-gemm]") {
+TEST_CASE("The product without a start row takes a transposed row-major W, as W_dec's", "[gemm-kernel]") {
   const Index B = GENERATE(10, 100);
   const Operands o = random_operands(B, 50, 90, 21);
   // W_dec is F x D row-major; the code gradient multiplies by its transpose.
@@ -125,9 +128,89 @@ TEST_CASE("The product without a start row takes a transposed row-major W, as W_
   Operands zero_start = o;
   zero_start.start.setZero();
   check_against_double(H, zero_start);
-#if defined(SAE_ENCODER_KERNEL)
-  if (B >= sae::detail::encoder_gemm::min_tokens) CHECK(H == fma_chain_reference(zero_start));
+#if defined(SAE_GEMM_KERNEL)
+  if (B >= sae::detail::gemm::min_side) CHECK(H == fma_chain_reference(zero_start));  // F = 90
 #endif
+}
+
+namespace {
+
+template <int Layout>
+using FloatMatrix = Eigen::Matrix<float, Dynamic, Dynamic, Layout>;
+
+// C = A B for one choice of layouts: within float's rounding bound of double,
+// and, on the kernel, bit for bit a chain of std::fma over k per element.
+template <int LayoutA, int LayoutB, int LayoutC>
+void check_product(Index M, Index K, Index N, std::uint64_t seed) {
+  CAPTURE(LayoutA, LayoutB, LayoutC);
+  const FloatMatrix<LayoutA> A = sae_test::normal_batch<float>(M, K, seed);
+  const FloatMatrix<LayoutB> B = sae_test::normal_batch<float>(K, N, seed + 1) / std::sqrt(float(K));
+  FloatMatrix<LayoutC> C = FloatMatrix<LayoutC>::Constant(3, 2, std::nanf(""));  // resized by product_into
+  sae::detail::product_into(A, B, C);
+  REQUIRE(C.rows() == M);
+  REQUIRE(C.cols() == N);
+  const Eigen::MatrixXd exact = A.template cast<double>() * B.template cast<double>();
+  const Eigen::MatrixXd magnitude = A.template cast<double>().cwiseAbs() * B.template cast<double>().cwiseAbs();
+  const double eps = std::numeric_limits<float>::epsilon();
+  Index bad = 0, unlike_chain = 0;
+  for (Index i = 0; i < M; ++i)
+    for (Index j = 0; j < N; ++j) {
+      if (!(std::abs(double(C(i, j)) - exact(i, j)) <= double(K + 1) * eps * magnitude(i, j))) ++bad;
+      float chain = 0.0f;
+      for (Index k = 0; k < K; ++k) chain = std::fma(A(i, k), B(k, j), chain);
+      if (!(C(i, j) == chain)) ++unlike_chain;
+    }
+  CHECK(bad == 0);
+#if defined(SAE_GEMM_KERNEL)
+  if (std::min(M, N) >= sae::detail::gemm::min_side) CHECK(unlike_chain == 0);
+#endif
+}
+
+}  // namespace
+
+TEST_CASE("Every product matches double precision for each layout of its operands and result", "[gemm-kernel]") {
+  // C = A B, M x K times K x N, as the steps' products: decode (codes times
+  // W_dec, both row-major), the code gradient (times W_decᵀ, column-major),
+  // the decoder gradient (codesᵀ, column-major, times the error) and the
+  // encoder gradient (into column-major W_enc). The sizes take both sides of
+  // the kernel's choice of which operand to pack whole (the side with fewer
+  // rows or columns of C), edge tiles of 12 and 32, one input, and three
+  // depth blocks (2100 inputs).
+  const auto [M, K, N] = GENERATE(table<Index, Index, Index>({{16, 1, 16},
+                                                              {25, 7, 95},
+                                                              {101, 64, 33},
+                                                              {95, 40, 200},
+                                                              {200, 40, 95},
+                                                              {37, 2100, 70},
+                                                              {70, 2100, 37}}));
+  CAPTURE(M, K, N);
+  const std::uint64_t seed = 300 + M + 7 * K + 13 * N;
+  check_product<Eigen::RowMajor, Eigen::RowMajor, Eigen::RowMajor>(M, K, N, seed);
+  check_product<Eigen::RowMajor, Eigen::ColMajor, Eigen::RowMajor>(M, K, N, seed);
+  check_product<Eigen::ColMajor, Eigen::RowMajor, Eigen::RowMajor>(M, K, N, seed);
+  check_product<Eigen::ColMajor, Eigen::ColMajor, Eigen::RowMajor>(M, K, N, seed);
+  check_product<Eigen::RowMajor, Eigen::RowMajor, Eigen::ColMajor>(M, K, N, seed);
+  check_product<Eigen::RowMajor, Eigen::ColMajor, Eigen::ColMajor>(M, K, N, seed);
+  check_product<Eigen::ColMajor, Eigen::RowMajor, Eigen::ColMajor>(M, K, N, seed);
+  check_product<Eigen::ColMajor, Eigen::ColMajor, Eigen::ColMajor>(M, K, N, seed);
+}
+
+TEST_CASE("The gradient products read transposed, strided operands", "[gemm-kernel]") {
+  // ∇W_enc = Xᵀ G into column-major W_enc, with X's rows inside a wider
+  // buffer (a block of a larger batch), and ∇W_dec = Hᵀ E.
+  const Index B = 60, D = 40, F = 70, stride = D + 3;
+  const RowBatch G = sae_test::normal_batch<float>(B, F, 31), E = sae_test::normal_batch<float>(B, D, 32);
+  std::vector<float> buffer(static_cast<std::size_t>(B * stride), std::nanf(""));
+  Eigen::Map<RowBatch, 0, Eigen::OuterStride<>> X(buffer.data(), B, D, Eigen::OuterStride<>(stride));
+  X = sae_test::normal_batch<float>(B, D, 33);
+  EncoderWeights grad_W_enc;
+  sae::detail::product_into(X.transpose(), G, grad_W_enc);
+  const Eigen::MatrixXd expected_W_enc = X.cast<double>().transpose() * G.cast<double>();
+  CHECK(sae_test::relative_error(grad_W_enc.cast<double>().eval(), expected_W_enc) < 1e-5);
+  Eigen::Matrix<float, Dynamic, Dynamic, Eigen::RowMajor> grad_W_dec;
+  sae::detail::product_into(G.transpose(), E, grad_W_dec);
+  const Eigen::MatrixXd expected_W_dec = G.cast<double>().transpose() * E.cast<double>();
+  CHECK(sae_test::relative_error(grad_W_dec.cast<double>().eval(), expected_W_dec) < 1e-5);
 }
 
 // The same model in float and in double (float's weights, exactly), on the
@@ -162,7 +245,7 @@ void check_float_against_double(const sae::SparseAutoEncoder<double, Dynamic, Dy
   if (grads.b_mag.size() > 0) CHECK(sae_test::relative_error(grads.b_mag, grads_double.b_mag) < 1e-4);
 }
 
-TEST_CASE("A float ReLU model's encode and L1 gradients match the same model in double", "[encoder-gemm]") {
+TEST_CASE("A float ReLU model's encode and L1 gradients match the same model in double", "[gemm-kernel]") {
   const bool centred = GENERATE(false, true);
   const auto kernels = GENERATE(sae::Kernels::Dense, sae::Kernels::Sparse);
   sae::SparseAutoEncoder<double> reference(48, 200, sae::ReLU{}, sae::Init::LinearDefault, 5);
@@ -176,7 +259,7 @@ TEST_CASE("A float ReLU model's encode and L1 gradients match the same model in 
   check_float_against_double(reference, objective, objective_double);
 }
 
-TEST_CASE("A float TopK model's gradients match the same model in double", "[encoder-gemm]") {
+TEST_CASE("A float TopK model's gradients match the same model in double", "[gemm-kernel]") {
   const auto kernels = GENERATE(sae::Kernels::Dense, sae::Kernels::Sparse);
   sae::SparseAutoEncoder<double, Dynamic, Dynamic, sae::TopK> reference(48, 200, sae::TopK{8},
                                                                         sae::Init::LinearDefault, 9);
@@ -189,7 +272,7 @@ TEST_CASE("A float TopK model's gradients match the same model in double", "[enc
   check_float_against_double(reference, objective, objective_double);
 }
 
-TEST_CASE("A float Gated model's gradients match the same model in double", "[encoder-gemm]") {
+TEST_CASE("A float Gated model's gradients match the same model in double", "[gemm-kernel]") {
   // Gated's backward pass runs both of its code gradients through the kernel.
   sae::SparseAutoEncoder<double, Dynamic, Dynamic, sae::Gated> reference(48, 200, sae::Gated{},
                                                                          sae::Init::LinearDefault, 12);
@@ -201,8 +284,19 @@ TEST_CASE("A float Gated model's gradients match the same model in double", "[en
   check_float_against_double(reference, objective, objective_double);
 }
 
+TEST_CASE("A float JumpReLU model's gradients match the same model in double", "[gemm-kernel]") {
+  sae::SparseAutoEncoder<double, Dynamic, Dynamic, sae::JumpReLU> reference(48, 200, sae::JumpReLU{},
+                                                                           sae::Init::LinearDefault, 14);
+  reference.params().b_dec = sae_test::normal_batch<double>(48, 1, 15) * 0.1;
+  sae::JumpReLUObjective<float> objective;
+  objective.l0_coefficient = 0.01f;
+  sae::JumpReLUObjective<double> objective_double;
+  objective_double.l0_coefficient = 0.01;
+  check_float_against_double(reference, objective, objective_double);
+}
+
 #if defined(_OPENMP)
-TEST_CASE("The encoder product gives the same bits on 1 and 2 threads", "[encoder-gemm][openmp]") {
+TEST_CASE("The encoder product gives the same bits on 1 and 2 threads", "[gemm-kernel][openmp]") {
   const Operands o = random_operands(150, 96, 300, 11);
   const int saved = omp_get_max_threads();
   RowBatch one, two;
@@ -213,5 +307,21 @@ TEST_CASE("The encoder product gives the same bits on 1 and 2 threads", "[encode
   omp_set_num_threads(saved);
   CHECK(one == two);
   check_against_double(one, o);
+}
+
+TEST_CASE("The gradient products give the same bits on 1 and 2 threads", "[gemm-kernel][openmp]") {
+  // More rows of C than columns: the kernel shares W's panels and splits the
+  // rows; a column-major result is computed as its transpose.
+  const RowBatch G = sae_test::normal_batch<float>(150, 300, 12), X = sae_test::normal_batch<float>(150, 96, 13);
+  const int saved = omp_get_max_threads();
+  EncoderWeights one, two;
+  omp_set_num_threads(1);
+  sae::detail::product_into(X.transpose(), G, one);
+  omp_set_num_threads(2);
+  sae::detail::product_into(X.transpose(), G, two);
+  omp_set_num_threads(saved);
+  CHECK(one == two);
+  const Eigen::MatrixXd expected = X.cast<double>().transpose() * G.cast<double>();
+  CHECK(sae_test::relative_error(one.cast<double>().eval(), expected) < 1e-5);
 }
 #endif

@@ -1,4 +1,4 @@
-// tests/encoder_kernel_main.cpp: Catch2's main for sae_encoder_kernel_tests,
+// tests/gemm_kernel_main.cpp: Catch2's main for sae_gemm_kernel_tests,
 // which are built with -mavx512f -mfma: on a CPU without AVX-512F they cannot run,
 // and report ctest's "skipped" code instead of crashing on an illegal
 // instruction.

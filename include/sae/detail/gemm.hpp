@@ -1,0 +1,330 @@
+// sae/detail/gemm.hpp: sae's own float GEMM for AVX-512, C = 1 startᵀ + X W,
+// which float builds for such CPUs use for every dense product of a step.
+//
+// A dense training step is five GEMMs (encode, decode, and the decoder, code
+// and encoder gradients), a sparse one keeps only the encoder's, and
+// inference is that one too. Eigen 3.4's own GEMM reaches about half of an
+// AVX-512 core's FMA peak on them; this kernel runs at OpenBLAS's speed
+// (80-84% of the peak on Zen 5; README, "Speed against PyTorch") and does
+// not depend on which kernels OpenBLAS picks. It is the textbook blocked GEMM
+// (Goto and van de Geijn, "Anatomy of high-performance matrix
+// multiplication", 2008), in the words of the encoder: C (B x F, row-major:
+// tokens by latents) from X (B x D) and W (D x F), each of X and W either
+// row- or column-major, so that the gradients' products (Xᵀ G and the like)
+// need no transposed copies.
+//   - The depth (D) is cut into blocks of at most 1024. Per block, the
+//     smaller side is packed once and shared: X into panels of 12 tokens, or
+//     W into panels of 32 latents, k-major, so the micro-kernel broadcasts one
+//     token's value per FMA pair and loads W's two vectors.
+//   - Threads split the larger side: each packs its block of the other
+//     operand (W's latents into a share of L3, or X's tokens into half of L2)
+//     and sweeps the shared panels over it.
+//   - The micro-kernel keeps a 12 x 32 tile of C in 24 zmm registers over the
+//     depth block, so every element of C is written once per block, with its
+//     start value after the last.
+// Each element of C is one chain of FMAs over k in order, then + start: the
+// same bits for any thread count and any blocking of tokens and latents (the
+// depth blocking depends on D alone, and a block reloads the running sum).
+// Warm calls allocate nothing: the calling thread keeps the shared panels
+// (the smaller side times a depth block) and each OpenMP thread its block
+// (at most about 3 MiB).
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include "../config.hpp"
+#include "buffers.hpp"
+#include "parallel.hpp"
+
+#if defined(__AVX512F__) && !defined(SAE_NO_GEMM_KERNEL) && !defined(SAE_NO_ENCODER_KERNEL)
+#include <immintrin.h>
+/// Defined when float products have sae's own AVX-512 kernel. Define
+/// SAE_NO_GEMM_KERNEL (or its older name, SAE_NO_ENCODER_KERNEL) to use
+/// Eigen's (or the BLAS's) GEMM instead.
+#define SAE_GEMM_KERNEL 1
+#endif
+
+namespace sae {
+namespace detail {
+
+#if defined(SAE_GEMM_KERNEL)
+
+namespace gemm {
+
+inline constexpr int tile_tokens = 12;   ///< rows of C per micro-kernel call (broadcasts)
+inline constexpr int tile_latents = 32;  ///< columns of C per call (two zmm registers)
+inline constexpr Index max_depth_block = 1024;  ///< inputs per pass over a tile
+inline constexpr Index latent_block_bytes = Index(3) << 20;  ///< packed W per thread: a share of L3
+inline constexpr Index token_group_bytes = Index(512) << 10;  ///< packed X per sweep: half of L2
+
+/// Below this many rows or columns of C Eigen's GEMM (a GEMV for one token)
+/// is kept: the kernel packs all of the other operand, which costs it 2 ms for
+/// one token at D = 768, F = 8192 against Eigen's 0.4, and ties at 8
+/// (sae_bench, Zen 5).
+inline constexpr Index min_side = 16;
+
+/// A float matrix in memory: element (i, k) at data[i * row_stride + k *
+/// col_stride], with one of the two strides 1 (row- or column-major).
+struct StridedMatrix {
+  const float* data;
+  Index row_stride;
+  Index col_stride;
+  bool row_major() const { return col_stride == 1; }
+  const float* at(Index i, Index k) const { return data + i * row_stride + k * col_stride; }
+  StridedMatrix transposed() const { return {data, col_stride, row_stride}; }
+};
+
+/// A reusable buffer of n floats aligned to 64 bytes, growing with headroom
+/// so that warm calls do not allocate.
+inline float* aligned_buffer(std::vector<float>& storage, Index n) {
+  resize_with_headroom(storage, static_cast<std::size_t>(n) + 16);
+  const auto address = reinterpret_cast<std::uintptr_t>(storage.data());
+  return reinterpret_cast<float*>((address + 63) & ~std::uintptr_t(63));
+}
+
+inline __mmask16 lanes(int n) { return static_cast<__mmask16>(n >= 16 ? 0xFFFFu : n <= 0 ? 0u : (1u << n) - 1u); }
+
+/// C tile (rows x cols of at most 12 x 32, row stride ldc) = (accumulate ? C : 0)
+/// + Σ_k x_k w_kᵀ over `depth` packed steps, + start when `start` is given.
+inline void micro_kernel(Index depth, const float* x_panel, const float* w_panel, bool accumulate, const float* start,
+                         float* c_tile, Index ldc, int rows, int cols) {
+  const bool full = rows == tile_tokens && cols == tile_latents;
+  const __mmask16 mask0 = lanes(cols), mask1 = lanes(cols - 16);
+  __m512 c[tile_tokens][2];
+#pragma GCC unroll 12
+  for (int i = 0; i < tile_tokens; ++i) {
+    if (accumulate && i < rows) {
+      c[i][0] = _mm512_maskz_loadu_ps(mask0, c_tile + i * ldc);
+      c[i][1] = _mm512_maskz_loadu_ps(mask1, c_tile + i * ldc + 16);
+    } else {
+      c[i][0] = _mm512_setzero_ps();
+      c[i][1] = _mm512_setzero_ps();
+    }
+  }
+#pragma GCC unroll 2
+  for (Index k = 0; k < depth; ++k) {
+    const __m512 w0 = _mm512_load_ps(w_panel + k * tile_latents);
+    const __m512 w1 = _mm512_load_ps(w_panel + k * tile_latents + 16);
+#pragma GCC unroll 12
+    for (int i = 0; i < tile_tokens; ++i) {
+      const __m512 x = _mm512_set1_ps(x_panel[k * tile_tokens + i]);
+      c[i][0] = _mm512_fmadd_ps(x, w0, c[i][0]);
+      c[i][1] = _mm512_fmadd_ps(x, w1, c[i][1]);
+    }
+  }
+  if (start) {
+    const __m512 s0 = _mm512_maskz_loadu_ps(mask0, start), s1 = _mm512_maskz_loadu_ps(mask1, start + 16);
+#pragma GCC unroll 12
+    for (int i = 0; i < tile_tokens; ++i) {
+      c[i][0] = _mm512_add_ps(c[i][0], s0);
+      c[i][1] = _mm512_add_ps(c[i][1], s1);
+    }
+  }
+  if (full) {
+#pragma GCC unroll 12
+    for (int i = 0; i < tile_tokens; ++i) {
+      _mm512_storeu_ps(c_tile + i * ldc, c[i][0]);
+      _mm512_storeu_ps(c_tile + i * ldc + 16, c[i][1]);
+    }
+  } else {
+    for (int i = 0; i < rows; ++i) {
+      _mm512_mask_storeu_ps(c_tile + i * ldc, mask0, c[i][0]);
+      _mm512_mask_storeu_ps(c_tile + i * ldc + 16, mask1, c[i][1]);
+    }
+  }
+}
+
+/// r[i] = column i of the 16 x 16 block whose rows were r[0..15]: four rounds
+/// of shuffles, each pairing registers at twice the distance of the last.
+inline void transpose_16x16(__m512 r[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 16; i += 4)
+    for (int j = 0; j < 2; ++j) {
+      const __m512d a = _mm512_castps_pd(t[i + j]), b = _mm512_castps_pd(t[i + j + 2]);
+      r[i + 2 * j] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
+      r[i + 2 * j + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
+    }
+  for (int i = 0; i < 16; i += 8)
+    for (int j = 0; j < 4; ++j) {
+      t[i + j] = _mm512_shuffle_f32x4(r[i + j], r[i + j + 4], 0x88);
+      t[i + j + 4] = _mm512_shuffle_f32x4(r[i + j], r[i + j + 4], 0xDD);
+    }
+  for (int j = 0; j < 8; ++j) {
+    r[j] = _mm512_shuffle_f32x4(t[j], t[j + 8], 0x88);
+    r[j + 8] = _mm512_shuffle_f32x4(t[j], t[j + 8], 0xDD);
+  }
+}
+
+/// Tokens [t0, t0 + 12) of X, inputs [k0, k0 + depth), k-major (12 floats
+/// per input) into `panel`; tokens past B are zeros. Column-major X has each
+/// input's tokens side by side (a copy); row-major X moves 16-input steps of
+/// the 12 rows through a register transpose.
+inline void pack_token_panel(StridedMatrix X, Index B, Index t0, Index k0, Index depth, float* panel) {
+  const int valid = static_cast<int>(std::min<Index>(tile_tokens, B - t0));
+  const __mmask16 panel_lanes = lanes(tile_tokens);
+  if (!X.row_major()) {
+    const __mmask16 mask = lanes(valid);
+    for (Index k = 0; k < depth; ++k)
+      _mm512_mask_storeu_ps(panel + k * tile_tokens, panel_lanes, _mm512_maskz_loadu_ps(mask, X.at(t0, k0 + k)));
+    return;
+  }
+  const float* rows[tile_tokens];
+  for (int i = 0; i < valid; ++i) rows[i] = X.at(t0 + i, k0);
+  Index k = 0;
+  if (valid == tile_tokens) {
+    for (; k + 16 <= depth; k += 16) {
+      __m512 block[16];
+      for (int i = 0; i < tile_tokens; ++i) block[i] = _mm512_loadu_ps(rows[i] + k);
+      for (int i = tile_tokens; i < 16; ++i) block[i] = _mm512_setzero_ps();
+      transpose_16x16(block);
+      for (int i = 0; i < 16; ++i) _mm512_mask_storeu_ps(panel + (k + i) * tile_tokens, panel_lanes, block[i]);
+    }
+  }
+  for (; k < depth; ++k) {
+    float* out = panel + k * tile_tokens;
+    for (int i = 0; i < valid; ++i) out[i] = rows[i][k];
+    for (int i = valid; i < tile_tokens; ++i) out[i] = 0.0f;
+  }
+}
+
+/// Latents [f0, f0 + 32) of W, inputs [k0, k0 + depth), k-major (32 floats
+/// per input) into the 64-byte aligned `panel`; latents past F are zeros.
+/// Row-major W has each input's latents side by side (a copy); column-major
+/// W (W_enc; W_decᵀ) moves 16 x 16 blocks through registers, and the last
+/// inputs of a whole panel, or any of a partial one, go one float at a time.
+inline void pack_latent_panel(StridedMatrix W, Index F, Index f0, Index k0, Index depth, float* panel) {
+  const int valid = static_cast<int>(std::min<Index>(tile_latents, F - f0));
+  if (W.row_major()) {
+    const __mmask16 mask0 = lanes(valid), mask1 = lanes(valid - 16);
+    for (Index k = 0; k < depth; ++k) {
+      const float* in = W.at(k0 + k, f0);
+      _mm512_store_ps(panel + k * tile_latents, _mm512_maskz_loadu_ps(mask0, in));
+      _mm512_store_ps(panel + k * tile_latents + 16, _mm512_maskz_loadu_ps(mask1, in + 16));
+    }
+    return;
+  }
+  const float* columns[tile_latents];
+  for (int j = 0; j < valid; ++j) columns[j] = W.at(k0, f0 + j);
+  Index k = 0;
+  if (valid == tile_latents) {
+    for (; k + 16 <= depth; k += 16)
+      for (int half = 0; half < 2; ++half) {
+        __m512 block[16];
+        for (int j = 0; j < 16; ++j) block[j] = _mm512_loadu_ps(columns[16 * half + j] + k);
+        transpose_16x16(block);
+        for (int i = 0; i < 16; ++i) _mm512_store_ps(panel + (k + i) * tile_latents + 16 * half, block[i]);
+      }
+  }
+  for (; k < depth; ++k) {
+    float* out = panel + k * tile_latents;
+    for (int j = 0; j < valid; ++j) out[j] = columns[j][k];
+    for (int j = valid; j < tile_latents; ++j) out[j] = 0.0f;
+  }
+}
+
+/// Panels per block when `panels` are split into blocks of at most `most`
+/// for `threads` threads: at least two blocks per thread while there are
+/// panels enough, and a multiple of the threads, so that they end together.
+inline Index panels_per_block(Index panels, Index most, int threads) {
+  Index blocks = std::max((panels + most - 1) / most, std::min(panels, 2 * Index(threads)));
+  blocks = (blocks + threads - 1) / threads * threads;
+  blocks = std::max<Index>(1, std::min(blocks, panels));
+  return (panels + blocks - 1) / blocks;
+}
+
+/// C (B x F, row-major, row stride ldc) = 1 startᵀ + X W, with X B x D and
+/// W D x F; C = X W when `start` is null. B, D and F are at least 1.
+inline void product(const float* start, StridedMatrix X, StridedMatrix W, float* C, Index ldc, Index B, Index D,
+                    Index F) {
+  const Index token_panels = (B + tile_tokens - 1) / tile_tokens;
+  const Index latent_panels = (F + tile_latents - 1) / tile_latents;
+  const Index depth_blocks = (D + max_depth_block - 1) / max_depth_block;
+  const Index depth_block = (D + depth_blocks - 1) / depth_blocks;
+  int threads = 1;
+#if defined(_OPENMP)
+  threads = omp_get_max_threads();
+#endif
+
+  // The smaller side is packed whole per depth block and shared; the larger
+  // is split into blocks, one thread's at a time: W's latents sized to a
+  // share of L3 (and swept by groups of shared token panels sized to half of
+  // L2), or X's tokens sized to half of L2.
+  const bool share_tokens = B <= F;
+  const Index shared_panels = share_tokens ? token_panels : latent_panels;
+  const Index shared_panel_width = share_tokens ? tile_tokens : tile_latents;
+  const Index split_panels = share_tokens ? latent_panels : token_panels;
+  const Index split_panel_width = share_tokens ? tile_latents : tile_tokens;
+  const Index split_panel_bytes = Index(sizeof(float)) * split_panel_width * depth_block;
+  const Index split_block = panels_per_block(
+      split_panels, std::max<Index>(1, (share_tokens ? latent_block_bytes : token_group_bytes) / split_panel_bytes),
+      threads);
+  const Index split_blocks = (split_panels + split_block - 1) / split_block;
+  const Index group_panels =
+      std::max<Index>(1, token_group_bytes / (Index(sizeof(float)) * tile_tokens * depth_block));
+
+  thread_local std::vector<float> shared_storage;
+  float* const shared = aligned_buffer(shared_storage, shared_panels * shared_panel_width * depth_block);
+
+  for (Index k0 = 0; k0 < D; k0 += depth_block) {
+    const Index depth = std::min(depth_block, D - k0);
+    const bool accumulate = k0 > 0;
+    const float* const block_start = k0 + depth == D ? start : nullptr;
+    // Each micro-kernel call: token panel t from x, latent panel p from w.
+    const auto tile = [&](Index t, const float* x, Index p, const float* w) {
+      const Index t0 = t * tile_tokens, f0 = p * tile_latents;
+      micro_kernel(depth, x, w, accumulate, block_start ? block_start + f0 : nullptr, C + t0 * ldc + f0, ldc,
+                   static_cast<int>(std::min<Index>(tile_tokens, B - t0)),
+                   static_cast<int>(std::min<Index>(tile_latents, F - f0)));
+    };
+    const Index shared_floats = shared_panel_width * depth, split_floats = split_panel_width * depth;
+
+    SAE_OMP(parallel for schedule(static) if (worth_parallel(shared_panels * shared_floats)))
+    for (Index s = 0; s < shared_panels; ++s) {
+      if (share_tokens)
+        pack_token_panel(X, B, s * tile_tokens, k0, depth, shared + s * shared_floats);
+      else
+        pack_latent_panel(W, F, s * tile_latents, k0, depth, shared + s * shared_floats);
+    }
+
+    SAE_OMP(parallel if (worth_parallel(B * depth * F / 64)))
+    {
+      thread_local std::vector<float> split_storage;
+      float* const own = aligned_buffer(split_storage, split_block * split_panel_width * depth_block);
+      SAE_OMP(for schedule(dynamic))
+      for (Index block = 0; block < split_blocks; ++block) {
+        const Index q0 = block * split_block, q1 = std::min(split_panels, q0 + split_block);
+        for (Index q = q0; q < q1; ++q) {
+          if (share_tokens)
+            pack_latent_panel(W, F, q * tile_latents, k0, depth, own + (q - q0) * split_floats);
+          else
+            pack_token_panel(X, B, q * tile_tokens, k0, depth, own + (q - q0) * split_floats);
+        }
+        if (share_tokens) {
+          // This block of latents, from L3, against groups of tokens in L2.
+          for (Index g0 = 0; g0 < token_panels; g0 += group_panels) {
+            const Index g1 = std::min(token_panels, g0 + group_panels);
+            for (Index p = q0; p < q1; ++p)
+              for (Index t = g0; t < g1; ++t) tile(t, shared + t * shared_floats, p, own + (p - q0) * split_floats);
+          }
+        } else {
+          // This group of tokens, in L2, against every latent panel.
+          for (Index p = 0; p < latent_panels; ++p)
+            for (Index t = q0; t < q1; ++t) tile(t, own + (t - q0) * split_floats, p, shared + p * shared_floats);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace gemm
+
+#endif  // SAE_GEMM_KERNEL
+
+}  // namespace detail
+}  // namespace sae
