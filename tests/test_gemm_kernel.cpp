@@ -1,7 +1,8 @@
 // tests/test_gemm_kernel.cpp: the dense products of sae's steps, which float
 // builds with AVX-512 run on sae's own kernel (detail/gemm.hpp) when the result
 // has 16 rows and columns or more: the encoder product H = 1 startᵀ + X W_enc
-// (detail::start_rows_then_add_product), and decode, the code gradient and
+// (detail::start_rows_then_add_product, and with b_enc and ReLU's clamp,
+// kernel_relu_codes), and decode, the code gradient and
 // the decoder and encoder gradients (detail::product_into), with operands and
 // results row- or column-major. Built into sae_tests (Eigen's GEMM
 // underneath) and into sae.gemm_kernel with -mavx512f -mfma, where they go
@@ -99,6 +100,38 @@ TEST_CASE("The encoder product matches double precision on edge tiles and depth 
 #if defined(SAE_GEMM_KERNEL)
   if (std::min(B, F) >= sae::detail::gemm::min_side) CHECK(H == fma_chain_reference(o));
 #endif
+  // ReLU's codes on the kernel: + b_enc and the clamp as each tile is
+  // stored, after the last depth block only; exactly the separate passes.
+  const StartRow b_enc = sae_test::normal_batch<float>(1, F, 5);
+  RowBatch codes;
+  const bool fused = sae::detail::kernel_relu_codes(o.start, b_enc, o.X, o.W, codes);
+  if (fused) {
+    RowBatch expected = H;
+    for (Index b = 0; b < B; ++b) expected.row(b) = (expected.row(b) + b_enc).cwiseMax(0.0f);
+    CHECK(codes == expected);
+  }
+#if defined(SAE_GEMM_KERNEL)
+  CHECK(fused == (std::min(B, F) >= sae::detail::gemm::min_side));
+#else
+  CHECK_FALSE(fused);
+#endif
+}
+
+TEST_CASE("A float ReLU model's codes are its encoder product then ReLU's pass, bit for bit", "[gemm-kernel]") {
+  // On the kernel, encode runs the two in one pass over the codes.
+  const bool centred = GENERATE(false, true);
+  sae::SparseAutoEncoder<float> model(40, 70, sae::ReLU{}, sae::Init::LinearDefault, 17);
+  model.apply_b_dec_to_input() = centred;
+  model.params().b_enc = sae_test::normal_batch<float>(70, 1, 18) * 0.1f;
+  model.params().b_dec = sae_test::normal_batch<float>(40, 1, 19) * 0.1f;
+  const RowBatch X = sae_test::normal_batch<float>(50, 40, 20);
+  RowBatch expected;
+  model.encoder_product(X, expected);
+  model.activation().encode_in_place(model.params(), expected);
+  const RowBatch codes = model.encode(X);
+  REQUIRE((codes.array() > 0).any());
+  REQUIRE((codes.array() == 0).any());
+  CHECK(codes == expected);
 }
 
 TEST_CASE("The encoder product reads strided rows and reuses its output", "[gemm-kernel]") {
@@ -194,6 +227,28 @@ TEST_CASE("Every product matches double precision for each layout of its operand
   check_product<Eigen::ColMajor, Eigen::RowMajor, Eigen::ColMajor>(M, K, N, seed);
   check_product<Eigen::ColMajor, Eigen::ColMajor, Eigen::ColMajor>(M, K, N, seed);
 }
+
+#if defined(SAE_GEMM_KERNEL)
+TEST_CASE("The kernel cuts a large shared side into chunks with the same bits", "[gemm-kernel]") {
+  // The limit on the shared panels set low: chunks of 12 tokens, or of 32
+  // latents (where the start and bias rows must follow the chunk).
+  namespace gemm = sae::detail::gemm;
+  const auto [B, F] = GENERATE(table<Index, Index>({{70, 100}, {100, 70}}));
+  CAPTURE(B, F);
+  const Index D = 50;
+  const Operands o = random_operands(B, D, F, 41);
+  const StartRow bias = sae_test::normal_batch<float>(1, F, 44);
+  const gemm::StridedMatrix X{o.X.data(), o.X.outerStride(), 1}, W{o.W.data(), 1, o.W.outerStride()};
+  const gemm::Epilogue epilogue{o.start.data(), bias.data(), true};
+  RowBatch whole(B, F), chunked(B, F);
+  gemm::product(X, W, whole.data(), F, B, D, F, epilogue);
+  gemm::product(X, W, chunked.data(), F, B, D, F, epilogue, Index(sizeof(float)) * D * 12);
+  CHECK(chunked == whole);
+  RowBatch expected = fma_chain_reference(o);
+  for (Index b = 0; b < B; ++b) expected.row(b) = (expected.row(b) + bias).cwiseMax(0.0f);
+  CHECK(whole == expected);
+}
+#endif
 
 TEST_CASE("The gradient products read transposed, strided operands", "[gemm-kernel]") {
   // ∇W_enc = Xᵀ G into column-major W_enc, with X's rows inside a wider

@@ -25,6 +25,7 @@
 
 #include <cstdint>
 #include <string>
+#include <type_traits>
 
 #include "../config.hpp"
 #include "../detail/parallel.hpp"
@@ -144,7 +145,13 @@ class SparseAutoEncoder {
   template <typename Derived>
   void encode(const Eigen::MatrixBase<Derived>& X, CodeBatch& codes) const {
     check_batch<Derived, D>(X, input_dim(), "sae::SparseAutoEncoder::encode", "input batch");
-    encoder_product(X, codes);
+    const auto& start = encoder_start_row();
+    if constexpr (std::is_same_v<Activation, ReLU>) {
+      // On the GEMM kernel, ReLU's codes in one pass over them: each tile gets
+      // b_enc and the clamp as it is stored (the same bits as the two passes).
+      if (detail::kernel_relu_codes(start, params_.b_enc, X, params_.W_enc, codes)) return;
+    }
+    detail::start_rows_then_add_product(start, X, params_.W_enc, codes);
     activation_.encode_in_place(params_, codes);
   }
 
@@ -154,14 +161,7 @@ class SparseAutoEncoder {
   template <typename Derived, typename Out>
   void encoder_product(const Eigen::MatrixBase<Derived>& X, Out& H) const {
     check_batch<Derived, D>(X, input_dim(), "sae::SparseAutoEncoder::encoder_product", "input batch");
-    // The rows start as −b_decᵀ W_enc (b_dec's path through A) or 0, so the
-    // centring costs no pass over H. The start row is per thread and keeps
-    // its size: warm calls allocate nothing.
-    thread_local Eigen::Matrix<Scalar, 1, Eigen::Dynamic> start;
-    start.setZero(dict_size());
-    if (apply_b_dec_to_input_) start.noalias() -= params_.b_dec.transpose() * params_.W_enc;
-    const auto& first = start;  // the calling thread's, shared with the loop's threads
-    detail::start_rows_then_add_product(first, X, params_.W_enc, H);
+    detail::start_rows_then_add_product(encoder_start_row(), X, params_.W_enc, H);
   }
 
   // ---- decode -------------------------------------------------------------
@@ -220,6 +220,17 @@ class SparseAutoEncoder {
                   "sae: the vector's compile-time length differs from the model's size "
                   "(D for encode, F for decode)");
     detail::require_size(x.rows(), width, where, what, "entries");
+  }
+
+  // The row every encoder product starts from: −b_decᵀ W_enc (b_dec's path
+  // through A = X − b_dec), or 0, so the centring costs no pass over H. The
+  // calling thread's, read by the product's threads; it keeps its size, so
+  // warm calls allocate nothing.
+  const Eigen::Matrix<Scalar, 1, Eigen::Dynamic>& encoder_start_row() const {
+    thread_local Eigen::Matrix<Scalar, 1, Eigen::Dynamic> start;
+    start.setZero(dict_size());
+    if (apply_b_dec_to_input_) start.noalias() -= params_.b_dec.transpose() * params_.W_enc;
+    return start;
   }
 
   void adopt_activation() {

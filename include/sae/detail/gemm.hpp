@@ -21,17 +21,20 @@
 //     and sweeps the shared panels over it.
 //   - The micro-kernel keeps a 12 x 32 tile of C in 24 zmm registers over the
 //     depth block, so every element of C is written once per block, with its
-//     start value after the last.
+//     start value (and for ReLU's codes b_enc and the clamp at zero) after
+//     the last.
 // Each element of C is one chain of FMAs over k in order, then + start: the
 // same bits for any thread count and any blocking of tokens and latents (the
 // depth blocking depends on D alone, and a block reloads the running sum).
 // Warm calls allocate nothing: the calling thread keeps the shared panels
-// (the smaller side times a depth block) and each OpenMP thread its block
-// (at most about 3 MiB).
+// (the smaller side times a depth block, at most 16 MiB: beyond that the
+// product runs in chunks) and each OpenMP thread its block (at most about
+// 3 MiB).
 #pragma once
 
 #include <algorithm>
 #include <cstdint>
+#include <initializer_list>
 #include <vector>
 
 #include "../config.hpp"
@@ -58,6 +61,7 @@ inline constexpr int tile_latents = 32;  ///< columns of C per call (two zmm reg
 inline constexpr Index max_depth_block = 1024;  ///< inputs per pass over a tile
 inline constexpr Index latent_block_bytes = Index(3) << 20;  ///< packed W per thread: a share of L3
 inline constexpr Index token_group_bytes = Index(512) << 10;  ///< packed X per sweep: half of L2
+inline constexpr Index max_shared_bytes = Index(16) << 20;  ///< the shared side's panels, at most
 
 /// Below this many rows or columns of C Eigen's GEMM (a GEMV for one token)
 /// is kept: the kernel packs all of the other operand, which costs it 2 ms for
@@ -76,6 +80,17 @@ struct StridedMatrix {
   StridedMatrix transposed() const { return {data, col_stride, row_stride}; }
 };
 
+/// What the last depth block does to each element of C after the products:
+/// + start, then + bias, then max(0, ·) when `relu`, in that order (the
+/// order of the separate passes it replaces, so the same roundings). Null
+/// rows are skipped.
+struct Epilogue {
+  const float* start = nullptr;
+  const float* bias = nullptr;
+  bool relu = false;
+  Epilogue at_column(Index f0) const { return {start ? start + f0 : nullptr, bias ? bias + f0 : nullptr, relu}; }
+};
+
 /// A reusable buffer of n floats aligned to 64 bytes, growing with headroom
 /// so that warm calls do not allocate.
 inline float* aligned_buffer(std::vector<float>& storage, Index n) {
@@ -87,9 +102,10 @@ inline float* aligned_buffer(std::vector<float>& storage, Index n) {
 inline __mmask16 lanes(int n) { return static_cast<__mmask16>(n >= 16 ? 0xFFFFu : n <= 0 ? 0u : (1u << n) - 1u); }
 
 /// C tile (rows x cols of at most 12 x 32, row stride ldc) = (accumulate ? C : 0)
-/// + Σ_k x_k w_kᵀ over `depth` packed steps, + start when `start` is given.
-inline void micro_kernel(Index depth, const float* x_panel, const float* w_panel, bool accumulate, const float* start,
-                         float* c_tile, Index ldc, int rows, int cols) {
+/// + Σ_k x_k w_kᵀ over `depth` packed steps, then the epilogue (at this
+/// tile's first column) after the last depth block.
+inline void micro_kernel(Index depth, const float* x_panel, const float* w_panel, bool accumulate,
+                         const Epilogue& epilogue, float* c_tile, Index ldc, int rows, int cols) {
   const bool full = rows == tile_tokens && cols == tile_latents;
   const __mmask16 mask0 = lanes(cols), mask1 = lanes(cols - 16);
   __m512 c[tile_tokens][2];
@@ -114,12 +130,21 @@ inline void micro_kernel(Index depth, const float* x_panel, const float* w_panel
       c[i][1] = _mm512_fmadd_ps(x, w1, c[i][1]);
     }
   }
-  if (start) {
-    const __m512 s0 = _mm512_maskz_loadu_ps(mask0, start), s1 = _mm512_maskz_loadu_ps(mask1, start + 16);
+  for (const float* row : {epilogue.start, epilogue.bias}) {
+    if (!row) continue;
+    const __m512 s0 = _mm512_maskz_loadu_ps(mask0, row), s1 = _mm512_maskz_loadu_ps(mask1, row + 16);
 #pragma GCC unroll 12
     for (int i = 0; i < tile_tokens; ++i) {
       c[i][0] = _mm512_add_ps(c[i][0], s0);
       c[i][1] = _mm512_add_ps(c[i][1], s1);
+    }
+  }
+  if (epilogue.relu) {
+#pragma GCC unroll 12
+    for (int i = 0; i < tile_tokens; ++i) {
+      // max(0, c) with c second: a NaN passes through, as in Eigen's cwiseMax.
+      c[i][0] = _mm512_max_ps(_mm512_setzero_ps(), c[i][0]);
+      c[i][1] = _mm512_max_ps(_mm512_setzero_ps(), c[i][1]);
     }
   }
   if (full) {
@@ -238,10 +263,11 @@ inline Index panels_per_block(Index panels, Index most, int threads) {
   return (panels + blocks - 1) / blocks;
 }
 
-/// C (B x F, row-major, row stride ldc) = 1 startᵀ + X W, with X B x D and
-/// W D x F; C = X W when `start` is null. B, D and F are at least 1.
-inline void product(const float* start, StridedMatrix X, StridedMatrix W, float* C, Index ldc, Index B, Index D,
-                    Index F) {
+/// C (B x F, row-major, row stride ldc) = X W with X B x D and W D x F, and
+/// the epilogue's rows (F floats each) and ReLU applied to each tile as it is
+/// stored. B, D and F are at least 1.
+inline void product(StridedMatrix X, StridedMatrix W, float* C, Index ldc, Index B, Index D, Index F,
+                    const Epilogue& epilogue = {}, Index shared_bytes_limit = max_shared_bytes) {
   const Index token_panels = (B + tile_tokens - 1) / tile_tokens;
   const Index latent_panels = (F + tile_latents - 1) / tile_latents;
   const Index depth_blocks = (D + max_depth_block - 1) / max_depth_block;
@@ -256,6 +282,25 @@ inline void product(const float* start, StridedMatrix X, StridedMatrix W, float*
   // share of L3 (and swept by groups of shared token panels sized to half of
   // L2), or X's tokens sized to half of L2.
   const bool share_tokens = B <= F;
+
+  // When both sides are large (a batch of 65536 tokens into F = 16384), the
+  // shared side is cut into chunks of at most shared_bytes_limit, each a
+  // product of its own: the other side is packed once per chunk, and the
+  // buffer, which the calling thread keeps, stays small. Same bits.
+  const Index unit = share_tokens ? tile_tokens : tile_latents;
+  const Index chunk =
+      std::max(unit, shared_bytes_limit / (Index(sizeof(float)) * depth_block) / unit * unit);
+  if ((share_tokens ? B : F) > chunk) {
+    for (Index s0 = 0; s0 < (share_tokens ? B : F); s0 += chunk) {
+      if (share_tokens)
+        product({X.at(s0, 0), X.row_stride, X.col_stride}, W, C + s0 * ldc, ldc, std::min(chunk, B - s0), D, F,
+                epilogue, shared_bytes_limit);
+      else
+        product(X, {W.at(0, s0), W.row_stride, W.col_stride}, C + s0, ldc, B, D, std::min(chunk, F - s0),
+                epilogue.at_column(s0), shared_bytes_limit);
+    }
+    return;
+  }
   const Index shared_panels = share_tokens ? token_panels : latent_panels;
   const Index shared_panel_width = share_tokens ? tile_tokens : tile_latents;
   const Index split_panels = share_tokens ? latent_panels : token_panels;
@@ -274,11 +319,11 @@ inline void product(const float* start, StridedMatrix X, StridedMatrix W, float*
   for (Index k0 = 0; k0 < D; k0 += depth_block) {
     const Index depth = std::min(depth_block, D - k0);
     const bool accumulate = k0 > 0;
-    const float* const block_start = k0 + depth == D ? start : nullptr;
+    const bool last_block = k0 + depth == D;
     // Each micro-kernel call: token panel t from x, latent panel p from w.
     const auto tile = [&](Index t, const float* x, Index p, const float* w) {
       const Index t0 = t * tile_tokens, f0 = p * tile_latents;
-      micro_kernel(depth, x, w, accumulate, block_start ? block_start + f0 : nullptr, C + t0 * ldc + f0, ldc,
+      micro_kernel(depth, x, w, accumulate, last_block ? epilogue.at_column(f0) : Epilogue{}, C + t0 * ldc + f0, ldc,
                    static_cast<int>(std::min<Index>(tile_tokens, B - t0)),
                    static_cast<int>(std::min<Index>(tile_latents, F - f0)));
     };

@@ -35,29 +35,32 @@ gemm::StridedMatrix strided_matrix(const M& m) {
 }
 #endif
 
-/// Runs C = 1 startᵀ + A B on the kernel (start may be null: no start row)
-/// and returns true, or returns false when the kernel does not apply to these
-/// types, or C has fewer than 16 rows or columns (a GEMV's shape, where
-/// Eigen's is faster), or there is no depth. C must be sized already. A
-/// column-major C is computed as its transpose, Bᵀ Aᵀ, without a start row.
+/// Runs C = A B on the kernel, with the epilogue's rows and ReLU applied as
+/// each tile is stored, and returns true; or returns false when the kernel
+/// does not apply to these types, or C has fewer than 16 rows or columns (a
+/// GEMV's shape, where Eigen's is faster), or there is no depth. C must be
+/// sized already. A column-major C is computed as its transpose, Bᵀ Aᵀ,
+/// without rows to add.
 template <typename DerivedA, typename DerivedB, typename Out>
-bool gemm_kernel_product(const float* start, const DerivedA& A, const DerivedB& B, Out& C) {
+bool gemm_kernel_product(const DerivedA& A, const DerivedB& B, Out& C, bool relu = false, const float* start = nullptr,
+                         const float* bias = nullptr) {
   if constexpr (gemm_kernel_operand<DerivedA>() && gemm_kernel_operand<DerivedB>() && gemm_kernel_operand<Out>()) {
 #if defined(SAE_GEMM_KERNEL)
     const Index rows = A.rows(), depth = A.cols(), cols = B.cols();
     if (std::min(rows, cols) < gemm::min_side || depth == 0) return false;
     if constexpr (bool(Out::IsRowMajor)) {
-      gemm::product(start, strided_matrix(A), strided_matrix(B), C.data(), C.outerStride(), rows, depth, cols);
+      gemm::product(strided_matrix(A), strided_matrix(B), C.data(), C.outerStride(), rows, depth, cols,
+                    {start, bias, relu});
       return true;
     } else {
-      if (start) return false;
-      gemm::product(nullptr, strided_matrix(B).transposed(), strided_matrix(A).transposed(), C.data(),
-                    C.outerStride(), cols, depth, rows);
+      if (start || bias) return false;
+      gemm::product(strided_matrix(B).transposed(), strided_matrix(A).transposed(), C.data(), C.outerStride(), cols,
+                    depth, rows, {nullptr, nullptr, relu});
       return true;
     }
 #endif
   }
-  (void)start, (void)A, (void)B, (void)C;
+  (void)A, (void)B, (void)C, (void)relu, (void)start, (void)bias;
   return false;
 }
 
@@ -70,13 +73,27 @@ template <typename Start, typename DerivedX, typename DerivedW, typename Out>
 void start_rows_then_add_product(const Start& start, const Eigen::MatrixBase<DerivedX>& X,
                                  const Eigen::MatrixBase<DerivedW>& W, Out& H) {
   H.resize(X.rows(), W.cols());
-  if constexpr (std::is_same_v<typename Start::Scalar, float> && bool(Start::Flags & Eigen::DirectAccessBit) &&
-                Start::InnerStrideAtCompileTime == 1 && bool(Out::IsRowMajor)) {
-    if (gemm_kernel_product(start.derived().data(), X.derived(), W.derived(), H)) return;
+  if constexpr (gemm_kernel_operand<Start>()) {
+    if (gemm_kernel_product(X.derived(), W.derived(), H, false, start.derived().data())) return;
   }
   SAE_OMP(parallel for schedule(static) if (worth_parallel(H.size())))
   for (Index b = 0; b < H.rows(); ++b) H.row(b) = start;
   H.noalias() += X.derived() * W.derived();
+}
+
+/// ReLU's codes in one pass over H on the kernel: H = max(0, (1 startᵀ + X W)
+/// + 1 b_encᵀ), with the roundings of start_rows_then_add_product followed
+/// by ReLU's own pass (ReLU::encode_in_place), so the same bits. Returns
+/// false, with H sized, when the kernel does not apply: then make H those two
+/// ways.
+template <typename Start, typename Bias, typename DerivedX, typename DerivedW, typename Out>
+bool kernel_relu_codes(const Start& start, const Bias& b_enc, const Eigen::MatrixBase<DerivedX>& X,
+                       const Eigen::MatrixBase<DerivedW>& W, Out& H) {
+  H.resize(X.rows(), W.cols());
+  if constexpr (gemm_kernel_operand<Start>() && gemm_kernel_operand<Bias>() && bool(Out::IsRowMajor))
+    return gemm_kernel_product(X.derived(), W.derived(), H, true, start.derived().data(), b_enc.derived().data());
+  (void)start, (void)b_enc;
+  return false;
 }
 
 /// C = A B, resizing C: each dense product of a training step (decode, the
@@ -84,7 +101,7 @@ void start_rows_then_add_product(const Start& start, const Eigen::MatrixBase<Der
 template <typename DerivedA, typename DerivedB, typename Out>
 void product_into(const Eigen::MatrixBase<DerivedA>& A, const Eigen::MatrixBase<DerivedB>& B, Out& C) {
   C.resize(A.rows(), B.cols());
-  if (gemm_kernel_product(nullptr, A.derived(), B.derived(), C)) return;
+  if (gemm_kernel_product(A.derived(), B.derived(), C)) return;
   C.noalias() = A.derived() * B.derived();
 }
 
