@@ -365,7 +365,8 @@ int openblas_get_parallel() __attribute__((weak));
 #endif
 
 std::string blas_description() {
-  if (!eigen_uses_blas()) return "none (Eigen's GEMM)";
+  if (!eigen_uses_blas())
+    return gemm_kernel() ? "none (sae's GEMM kernel, Eigen's for the rest)" : "none (Eigen's GEMM)";
 #if defined(__GNUC__) && defined(__ELF__)
   if (openblas_get_config && openblas_get_parallel) {
     const int parallel = openblas_get_parallel();  // 0 sequential, 1 its own pthreads, 2 OpenMP

@@ -327,27 +327,25 @@ TEST_CASE("A float TopK model's gradients match the same model in double", "[gem
   check_float_against_double(reference, objective, objective_double);
 }
 
-TEST_CASE("A float Gated model's gradients match the same model in double", "[gemm-kernel]") {
-  // Gated's backward pass runs both of its code gradients through the kernel.
-  sae::SparseAutoEncoder<double, Dynamic, Dynamic, sae::Gated> reference(48, 200, sae::Gated{},
-                                                                         sae::Init::LinearDefault, 12);
-  reference.params().b_dec = sae_test::normal_batch<double>(48, 1, 13) * 0.1;
-  sae::GatedObjective<float> objective;
-  objective.l1_coefficient = 0.01f;
-  sae::GatedObjective<double> objective_double;
-  objective_double.l1_coefficient = 0.01;
+// A fresh model of the architecture, with a nonzero b_dec, in float against
+// double.
+template <typename Activation, typename FloatObjective, typename DoubleObjective>
+void check_fresh_model(Activation activation, std::uint64_t seed, const FloatObjective& objective,
+                       const DoubleObjective& objective_double) {
+  sae::SparseAutoEncoder<double, Dynamic, Dynamic, Activation> reference(48, 200, activation,
+                                                                         sae::Init::LinearDefault, seed);
+  reference.params().b_dec = sae_test::normal_batch<double>(48, 1, seed + 1) * 0.1;
   check_float_against_double(reference, objective, objective_double);
 }
 
+TEST_CASE("A float Gated model's gradients match the same model in double", "[gemm-kernel]") {
+  // Gated's backward pass runs both of its code gradients through the kernel.
+  check_fresh_model(sae::Gated{}, 12, sae::GatedObjective<float>{0.01f}, sae::GatedObjective<double>{0.01});
+}
+
 TEST_CASE("A float JumpReLU model's gradients match the same model in double", "[gemm-kernel]") {
-  sae::SparseAutoEncoder<double, Dynamic, Dynamic, sae::JumpReLU> reference(48, 200, sae::JumpReLU{},
-                                                                           sae::Init::LinearDefault, 14);
-  reference.params().b_dec = sae_test::normal_batch<double>(48, 1, 15) * 0.1;
-  sae::JumpReLUObjective<float> objective;
-  objective.l0_coefficient = 0.01f;
-  sae::JumpReLUObjective<double> objective_double;
-  objective_double.l0_coefficient = 0.01;
-  check_float_against_double(reference, objective, objective_double);
+  check_fresh_model(sae::JumpReLU{}, 14, sae::JumpReLUObjective<float>{0.01f},
+                    sae::JumpReLUObjective<double>{0.01});
 }
 
 #if defined(_OPENMP)
