@@ -108,9 +108,7 @@ struct GatedObjective {
       }
     }
 
-    ws.error.resize(batch, model.input_dim());
     detail::product_into(ws.codes, p.W_dec, ws.error);
-    ws.auxiliary_error.resize(batch, model.input_dim());
     detail::product_into(ws.code_gradient, p.W_dec, ws.auxiliary_error);
 
     const double b = static_cast<double>(batch);

@@ -101,7 +101,6 @@ struct JumpReLUObjective {
       }
     }
 
-    ws.error.resize(batch, model.input_dim());
     detail::product_into(ws.codes, p.W_dec, ws.error);
 
     const double b = static_cast<double>(batch);

@@ -107,7 +107,6 @@ struct L1Objective {
       detail::sparse_decode(ws.active, p.W_dec, ws.error);
     } else {
       ws.active.reset(batch, dict);  // not filled: the dense path reads ws.codes
-      ws.error.resize(batch, model.input_dim());
       detail::product_into(ws.codes, p.W_dec, ws.error);
     }
 

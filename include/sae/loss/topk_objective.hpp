@@ -96,7 +96,6 @@ struct TopKObjective {
     if (ws.sparse_step) {
       detail::sparse_decode(ws.active, p.W_dec, ws.error);
     } else {
-      ws.error.resize(batch, model.input_dim());
       detail::product_into(ws.codes, p.W_dec, ws.error);
     }
 
