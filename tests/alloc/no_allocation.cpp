@@ -186,6 +186,11 @@ int main() {
   topk.apply_b_dec_to_input() = true;
   sae::Adam<float> adam_topk;
   check_training_step(topk, adam_topk, topk_objective, "a TopK step with AuxK (sparse kernels)");
+  sae::TopKObjective<float> topk_dense_objective = topk_objective;
+  topk_dense_objective.kernels = sae::Kernels::Dense;
+  sae::SparseAutoEncoder<float, sae::Dynamic, sae::Dynamic, sae::TopK> topk_dense = topk;
+  sae::Adam<float> adam_topk_dense;
+  check_training_step(topk_dense, adam_topk_dense, topk_dense_objective, "a TopK step with AuxK (dense products)");
   sae::SparseAutoEncoder<float, sae::Dynamic, sae::Dynamic, sae::BatchTopK> batch_topk(32, 96, sae::BatchTopK{4});
   sae::Adam<float> adam_batch_topk;
   check_training_step(batch_topk, adam_batch_topk, topk_objective, "a BatchTopK step");

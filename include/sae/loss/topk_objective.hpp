@@ -30,7 +30,8 @@
 // touches only the kept (token, latent) pairs: decoding is a gather of k
 // decoder rows per token and the only dense work is the encoder product
 // A W_enc; with Kernels::Dense the same quantities come from dense GEMMs (the
-// reference the tests compare against).
+// reference the tests compare against), except AuxK's, whose few codes per
+// token take the sparse kernel on both paths.
 #pragma once
 
 #include <algorithm>
@@ -155,13 +156,16 @@ struct TopKObjective {
       detail::product_into(ws.error, p.W_dec.transpose(), ws.code_gradient);
       ws.code_gradient = (ws.codes.array() > Scalar(0)).select(ws.code_gradient, Scalar(0));
       if (with_aux) {
-        Batch<Scalar> aux_codes = Batch<Scalar>::Zero(batch, model.dict_size());
+        // AuxK's codes are a few per token, each positive (select_auxiliary_row
+        // keeps no other), so its terms come from the sparse kernel even here:
+        // ∇W_dec += auxᵀ G_ê, and G_ê W_decᵀ at its entries, added into the
+        // code gradient (a token's dead latents are distinct: one add each).
+        ws.auxiliary.index_by_latent();
+        detail::sparse_decoder_backward(ws.auxiliary, ws.auxiliary_error, p.W_dec, grads.W_dec, ws.auxiliary_gradient,
+                                        /*accumulate=*/true);
         for (Index b = 0; b < batch; ++b)
           for (Index j = ws.auxiliary.row_start[b]; j < ws.auxiliary.row_start[b + 1]; ++j)
-            aux_codes(b, ws.auxiliary.latent[j]) += ws.auxiliary.value[j];
-        grads.W_dec.noalias() += aux_codes.transpose() * ws.auxiliary_error;
-        Batch<Scalar> aux_gradient = ws.auxiliary_error * p.W_dec.transpose();
-        ws.code_gradient += (aux_codes.array() > Scalar(0)).select(aux_gradient, Scalar(0));
+            ws.code_gradient(b, ws.auxiliary.latent[j]) += ws.auxiliary_gradient[static_cast<std::size_t>(j)];
       }
       detail::dense_encoder_gradient(model, X, ws.code_gradient, grads, ws);
     }
