@@ -2,6 +2,7 @@
 // kernels and AuxK.
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <numeric>
 #include <utility>
@@ -79,13 +80,13 @@ TEST_CASE("select_top_k picks the k largest, ties to the left, without sorting",
   }
 }
 
-TEST_CASE("select_top_k is exact on long rows, where it skips blocks below the threshold", "[topk]") {
-  // Rows of 4096 hold 128 blocks of 32, so for k up to 64 the block-maximum
-  // threshold prunes; values rounded to quarters tie often, across blocks too.
+TEST_CASE("select_top_k is exact on long rows, where it skips groups below the threshold", "[topk]") {
+  // Rows of 4096 hold 128 groups of 32, so for k up to 64 the group-maximum
+  // threshold prunes; values rounded to quarters tie often, across groups too.
   sae::Rng rng(11);
   std::vector<Index> chosen;
   for (int trial = 0; trial < 40; ++trial) {
-    const Index n = 4096 + static_cast<Index>(rng.uniform(0, 40));  // a tail outside the blocks
+    const Index n = 4096 + static_cast<Index>(rng.uniform(0, 40));  // a tail past the last whole pass of groups
     std::vector<double> values(static_cast<std::size_t>(n));
     const double scale = trial % 2 == 0 ? 4 : 1000;  // many ties, or almost none
     for (auto& x : values) x = std::round(rng.normal() * scale) / 4;
@@ -93,6 +94,52 @@ TEST_CASE("select_top_k is exact on long rows, where it skips blocks below the t
     for (Index k : {Index(1), Index(7), Index(32), Index(64), Index(500)}) {
       sae::detail::select_top_k(values.data(), n, k, chosen);
       CHECK(chosen == top_k_by_sorting(values, k));
+    }
+  }
+}
+
+TEST_CASE("kth_largest finds the k-th largest by bisection on the bits, for float and double", "[topk]") {
+  const auto check_type = [](auto zero) {
+    using T = decltype(zero);
+    const T inf = std::numeric_limits<T>::infinity();
+    const T tiny = std::numeric_limits<T>::denorm_min() * 3;  // a subnormal
+    // In decreasing order: inf, 2, tiny, then 0 and -0 (equal), -tiny, -1.5, -inf.
+    const std::vector<T> x = {T(-0.0), T(-1.5), tiny, -inf, T(0.0), inf, -tiny, T(2.0)};
+    const std::vector<T> expected = {inf, T(2.0), tiny, T(0.0), T(0.0), -tiny, T(-1.5), -inf};
+    for (Index k = 1; k <= 8; ++k)
+      CHECK(sae::detail::kth_largest(x.data(), Index(8), k) == expected[static_cast<std::size_t>(k - 1)]);
+
+    sae::Rng rng(21);
+    for (int trial = 0; trial < 30; ++trial) {
+      const Index n = 1 + static_cast<Index>(rng.uniform(0, 700));
+      std::vector<T> values(static_cast<std::size_t>(n));
+      for (auto& v : values) v = static_cast<T>(std::round(rng.normal() * 8) / 4);  // ties and both signs
+      const Index k = 1 + static_cast<Index>(rng.uniform(0, static_cast<double>(n - 1)));
+      std::vector<T> sorted = values;
+      std::sort(sorted.begin(), sorted.end(), std::greater<T>());
+      CHECK(sae::detail::kth_largest(values.data(), n, k) == sorted[static_cast<std::size_t>(k - 1)]);
+    }
+  };
+  check_type(0.0f);
+  check_type(0.0);
+}
+
+TEST_CASE("select_top_k is exact on float rows of a TopK SAE's width", "[topk]") {
+  // The training path's case: float pre-activations, F = 8192 (256 groups of
+  // 32) or an F that leaves a tail, k from 1 to beyond the groups.
+  sae::Rng rng(22);
+  std::vector<Index> chosen;
+  for (const Index n : {Index(8192), Index(8192 + 37), Index(1000)}) {
+    std::vector<float> values(static_cast<std::size_t>(n));
+    for (auto& v : values) v = static_cast<float>(rng.normal());
+    // A three-way tie at the 32nd largest value, so that k = 32 and 33 cut through it.
+    std::vector<float> sorted = values;
+    std::sort(sorted.begin(), sorted.end(), std::greater<float>());
+    values[5] = values[static_cast<std::size_t>(6000 % n)] = values[static_cast<std::size_t>(n - 1)] = sorted[31];
+    const std::vector<double> reference(values.begin(), values.end());
+    for (Index k : {Index(1), Index(2), Index(32), Index(33), Index(64), Index(300)}) {
+      sae::detail::select_top_k(values.data(), n, k, chosen);
+      CHECK(chosen == top_k_by_sorting(reference, k));
     }
   }
 }
