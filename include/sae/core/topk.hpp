@@ -85,11 +85,12 @@ void select_top_k(const Scalar* values, Index n, Index k, std::vector<Index>& ch
   thread_local std::vector<Scalar> maxima;
   maxima.assign(static_cast<std::size_t>(groups), lowest);
   Scalar* const maximum = maxima.data();
-  // v > m ? v : m keeps m when v is NaN.
-  Index i = 0;
-  for (; i + groups <= n; i += groups)
-    for (Index g = 0; g < groups; ++g) maximum[g] = values[i + g] > maximum[g] ? values[i + g] : maximum[g];
-  for (Index g = 0; i + g < n; ++g) maximum[g] = values[i + g] > maximum[g] ? values[i + g] : maximum[g];
+  // v > m ? v : m keeps m when v is NaN. Every pass but a last partial one
+  // covers all the groups.
+  for (Index i = 0; i < n; i += groups) {
+    const Index width = std::min(groups, n - i);
+    for (Index g = 0; g < width; ++g) maximum[g] = values[i + g] > maximum[g] ? values[i + g] : maximum[g];
+  }
 
   const Scalar threshold = groups >= k ? kth_largest(maximum, groups, k) : lowest;
   for (Index g = 0; g < groups; ++g)
