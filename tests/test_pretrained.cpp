@@ -2,6 +2,7 @@
 // SAELens' layout, steering and top activating rows.
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <string>
 
 #include <catch2/catch.hpp>
