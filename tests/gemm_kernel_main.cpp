@@ -1,16 +1,11 @@
 // tests/gemm_kernel_main.cpp: Catch2's main for sae_gemm_kernel_tests,
-// which are built with -mavx512f -mfma: on a CPU without AVX-512F they cannot run,
-// and report ctest's "skipped" code instead of crashing on an illegal
-// instruction.
+// which are built with -mavx512f -mfma: skipped on a CPU without them.
 #define CATCH_CONFIG_RUNNER
-#include <cstdio>
-
 #include <catch2/catch.hpp>
 
+#include "avx512_skip.hpp"
+
 int main(int argc, char* argv[]) {
-  if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("fma")) {
-    std::printf("skipped: this CPU has no AVX-512F or FMA\n");
-    return 77;
-  }
+  if (sae_test::cpu_lacks_avx512_fma()) return sae_test::ctest_skip_code;
   return Catch::Session().run(argc, argv);
 }
