@@ -1,6 +1,6 @@
 // benchmarks/sae_bench.cpp: end-to-end training (or encoding) steps at a given size.
 //
-//   sae_bench --d 768 --f 8192 --batch 1024 --arch relu|topk [--k 32] --mode train|encode
+//   sae_bench --d 768 --f 8192 --batch 1024 --arch relu|topk [--k 32] --mode train|trainer|encode
 //             [--steps 10] [--warmup 3] [--target-l0 L] [--l1 1e-3] [--lr 1e-3]
 //             [--threads T] [--kernels auto|dense|sparse] [--seed 0]
 //
@@ -10,7 +10,8 @@
 // Adam step. benchmarks/compare_pytorch.py runs
 // the same steps in PyTorch and compares; it reads the last line of standard
 // output, one JSON object with the configuration, the timings, the memory and
-// how this binary was built.
+// how this binary was built. --mode trainer times sae::Trainer's whole step
+// instead, what sae_train runs (run_trainer, below).
 //
 //   relu  the seed: ReLU SAE, nn.Linear's initialisation, L1Objective with the
 //         L1 term summed over the batch, L = (1/B) Σ‖x̂ − x‖² + λ Σ f.
@@ -47,6 +48,7 @@
 #endif
 
 #include <sae/sae.hpp>
+#include <sae/train.hpp>
 
 #include "command_line.hpp"  // examples/, shared with sae_train and sae_report
 #include "support.hpp"
@@ -70,7 +72,10 @@ const char* kUsage = R"(usage: sae_bench [options]
   --batch B            rows per step (default 1024)
   --arch NAME          relu (the seed) | topk (default relu)
   --k K                topk: codes per token (default 32)
-  --mode NAME          train: loss, gradient and Adam step | encode: inference codes only
+  --mode NAME          train: loss, gradient and Adam step | trainer: sae::Trainer's step with
+                       the architecture's recipe (relu: standard, topk: topk), which adds the
+                       batch's copy, the decoder constraint, clipping and dead-latent counts;
+                       --lr, --l1 and --kernels do not apply | encode: inference codes only
                        (default train)
   --steps N            timed steps (default 10)
   --warmup W           untimed steps before them (default 3)
@@ -126,7 +131,8 @@ Options parse(int argc, char** argv) {
   };
   require(o.d > 0 && o.f > 0 && o.batch > 0, "--d, --f and --batch must be positive");
   require(o.arch == "relu" || o.arch == "topk", "--arch must be relu or topk, got '" + o.arch + "'");
-  require(o.mode == "train" || o.mode == "encode", "--mode must be train or encode, got '" + o.mode + "'");
+  require(o.mode == "train" || o.mode == "trainer" || o.mode == "encode",
+          "--mode must be train, trainer or encode, got '" + o.mode + "'");
   require(o.steps >= 1, "--steps must be at least 1");
   require(o.warmup >= 0, "--warmup must be >= 0");
   require(o.threads >= 0, "--threads must be >= 0 (0 keeps the default)");
@@ -249,6 +255,46 @@ RunResult run_training(Model& model, const Objective& objective, sae::Batch<floa
   return result;
 }
 
+// Warm-up then timed steps of sae::Trainer, the step sae_train runs: on top of
+// the train mode's loss, gradient and Adam step, the batch's copy from an
+// in-memory source (8 batches of standard normals, shuffled), the input
+// check, the recipe's decoder constraint and gradient clipping, its schedules
+// and the dead-latent counts. The recipe is the architecture's (relu:
+// standard, with resampling off so that every step does the same work; topk:
+// topk). The first warm-up step also prepares (b_dec, input scale).
+template <typename Activation>
+RunResult run_trainer(const Activation& activation, sae::Recipe recipe, sae::Rng& data_rng, const Options& o) {
+  sae::Batch<float> rows(8 * o.batch, o.d);
+  sae_bench::fill_standard_normal(rows, data_rng);
+  sae::InMemorySource<float> source(std::move(rows), static_cast<std::uint64_t>(o.seed));
+  sae::TrainingConfig config = sae::make_recipe(recipe, o.warmup + o.steps, o.f);
+  config.batch_size = o.batch;
+  config.resample_every_steps = 0;
+  sae::SparseAutoEncoder<float, sae::Dynamic, sae::Dynamic, Activation> model(o.d, o.f, activation);
+  sae::Trainer<float, sae::Dynamic, sae::Dynamic, Activation> trainer(model, source, config,
+                                                                      static_cast<std::uint64_t>(o.seed));
+  RunResult result;
+  double l0_sum = 0;
+  long long faults_before = 0;
+  for (long long i = 0; i < o.warmup + o.steps; ++i) {
+    if (i == o.warmup) faults_before = minor_page_faults();
+    const Clock::time_point start = Clock::now();
+    const sae::StepReport report = trainer.step();
+    const double ms = milliseconds_since(start);
+    print_step(o, i, ms, &report.loss);
+    if (i < o.warmup) continue;
+    result.times.ms.push_back(ms);
+    if (result.times.ms.size() == 1) result.l0_first = report.loss.l0;
+    result.l0_last = report.loss.l0;
+    result.loss = report.loss.loss;
+    l0_sum += report.loss.l0;
+  }
+  result.l0_mean = l0_sum / static_cast<double>(o.steps);
+  result.page_faults_per_step = static_cast<double>(minor_page_faults() - faults_before) / static_cast<double>(o.steps);
+  result.peak_rss_mib = peak_rss_mib();
+  return result;
+}
+
 // Warm-up then timed encodes of the batch (inference: codes only).
 template <typename Model>
 RunResult run_encoding(const Model& model, const sae::Batch<float>& X, const Options& o) {
@@ -272,6 +318,9 @@ RunResult run_encoding(const Model& model, const sae::Batch<float>& X, const Opt
 }
 
 RunResult run(const Options& o, sae::Batch<float>& X, sae::Rng& data_rng) {
+  if (o.mode == "trainer")
+    return o.arch == "relu" ? run_trainer(sae::ReLU{}, sae::Recipe::Standard, data_rng, o)
+                            : run_trainer(sae::TopK{o.k}, sae::Recipe::TopK, data_rng, o);
   if (o.arch == "relu") {
     sae::SparseAutoEncoder<float> model(o.d, o.f, sae::Init::LinearDefault, static_cast<std::uint64_t>(o.seed));
     if (o.target_l0) sae_bench::make_codes_sparse(model, *o.target_l0);
@@ -452,7 +501,7 @@ int benchmark(const Options& o) {
   const int threads = Eigen::nbThreads();
 
   const double B = static_cast<double>(o.batch), D = static_cast<double>(o.d), F = static_cast<double>(o.f);
-  const bool training = o.mode == "train";
+  const bool training = o.mode != "encode";
   const double nominal_flop = (training ? 10.0 : 2.0) * B * D * F;
   const double param_count = 2.0 * D * F + F + D;
   const double param_mib = param_count * sizeof(float) / kMiB;
@@ -496,12 +545,14 @@ int benchmark(const Options& o) {
   std::printf("page faults: %.1f per timed step\n", r.page_faults_per_step);
 
   // The last line: everything above, as one JSON object.
+  const bool recipe_owned = o.mode == "trainer";  // the recipe's λ and learning rate, not --l1 and --lr
   std::ostringstream json;
   json << "{\"config\": {\"arch\": " << json_string(o.arch) << ", \"mode\": " << json_string(o.mode)
        << ", \"d\": " << o.d << ", \"f\": " << o.f << ", \"batch\": " << o.batch
        << ", \"k\": " << (o.arch == "topk" ? std::to_string(o.k) : "null")
        << ", \"target_l0\": " << (o.target_l0 ? json_number(*o.target_l0) : "null")
-       << ", \"l1\": " << json_number(o.l1) << ", \"lr\": " << json_number(*o.lr) << ", \"steps\": " << o.steps
+       << ", \"l1\": " << (recipe_owned ? "null" : json_number(o.l1))
+       << ", \"lr\": " << (recipe_owned ? "null" : json_number(*o.lr)) << ", \"steps\": " << o.steps
        << ", \"warmup\": " << o.warmup << ", \"seed\": " << o.seed << "}"
        << ", \"median_ms\": " << json_number(median_ms) << ", \"mean_ms\": " << json_number(r.times.mean())
        << ", \"min_ms\": " << json_number(r.times.min())
