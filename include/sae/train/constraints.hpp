@@ -20,6 +20,8 @@
 
 #include "../config.hpp"
 #include "../core/parameters.hpp"
+#include "../detail/double_sums.hpp"
+#include "../detail/parallel.hpp"
 #include "../detail/shape_check.hpp"
 
 namespace sae {
@@ -40,12 +42,16 @@ template <typename Scalar, int D, int F>
 void project_decoder_gradient(const Parameters<Scalar, D, F>& params, Parameters<Scalar, D, F>& grads) {
   detail::require_shape(grads.W_dec, params.W_dec.rows(), params.W_dec.cols(), "sae::project_decoder_gradient",
                         "grads.W_dec");
-  for (Index f = 0; f < params.W_dec.rows(); ++f) {
-    const auto w = params.W_dec.row(f).template cast<double>();
-    const double norm_squared = w.squaredNorm();
+  // Rows are independent: one pass over each pair of rows, on OpenMP's threads.
+  const Index rows = params.W_dec.rows(), width = params.W_dec.cols();
+  SAE_OMP(parallel for schedule(static) if (detail::worth_parallel(params.W_dec.size())))
+  for (Index f = 0; f < rows; ++f) {
+    const Scalar* w = params.W_dec.row(f).data();  // W_dec is row-major (or one column)
+    Scalar* g = grads.W_dec.row(f).data();
+    const double norm_squared = detail::dot_in_double(w, w, width);
     if (!(norm_squared > 0.0)) continue;  // zero row (or non-finite): nothing to project out
-    const double along = grads.W_dec.row(f).template cast<double>().dot(w) / norm_squared;
-    grads.W_dec.row(f) -= (along * w).template cast<Scalar>();
+    const double along = detail::dot_in_double(g, w, width) / norm_squared;
+    for (Index d = 0; d < width; ++d) g[d] -= static_cast<Scalar>(along * static_cast<double>(w[d]));
   }
 }
 
@@ -60,8 +66,10 @@ void project_decoder_gradient(const Parameters<Scalar, D, F>& params, Parameters
 ///          Nothing but W_dec changes.
 template <typename Scalar, int D, int F>
 void normalize_decoder_rows(Parameters<Scalar, D, F>& params) {
-  for (Index f = 0; f < params.W_dec.rows(); ++f) {
-    const double norm = params.W_dec.row(f).template cast<double>().norm();
+  const Index rows = params.W_dec.rows(), width = params.W_dec.cols();
+  SAE_OMP(parallel for schedule(static) if (detail::worth_parallel(params.W_dec.size())))
+  for (Index f = 0; f < rows; ++f) {
+    const double norm = std::sqrt(detail::dot_in_double(params.W_dec.row(f).data(), params.W_dec.row(f).data(), width));
     if (norm > 0.0 && std::isfinite(norm)) params.W_dec.row(f) /= static_cast<Scalar>(norm);
   }
 }

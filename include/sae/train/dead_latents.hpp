@@ -32,6 +32,7 @@
 #include "../core/parameters.hpp"
 #include "../core/random.hpp"
 #include "../core/sparse_autoencoder.hpp"
+#include "../detail/parallel.hpp"
 #include "../detail/shape_check.hpp"
 #include "../optim/adam.hpp"
 
@@ -76,11 +77,14 @@ class DeadLatentTracker {
     // Walk in storage order: for row-major codes, across each row.
     if constexpr (std::decay_t<decltype(c)>::IsRowMajor) {
       // Branch-free, so the compiler vectorises it: at a fresh ReLU model's
-      // ~50% density a branch here mispredicts on every other code.
-      for (Index b = 0; b < c.rows(); ++b) {
-        const Scalar* row = c.row(b).data();
-        for (Index f = 0; f < c.cols(); ++f) fired_[static_cast<std::size_t>(f)] |= row[f] != Scalar(0);
-      }
+      // ~50% density a branch here mispredicts on every other code. Each
+      // thread takes a slice of the latents down every row.
+      detail::for_column_slices(c.cols(), c.size(), [&](Index begin, Index end) {
+        for (Index b = 0; b < c.rows(); ++b) {
+          const Scalar* row = c.row(b).data();
+          for (Index f = begin; f < end; ++f) fired_[static_cast<std::size_t>(f)] |= row[f] != Scalar(0);
+        }
+      });
     } else {
       for (Index f = 0; f < c.cols(); ++f)
         for (Index b = 0; b < c.rows(); ++b)

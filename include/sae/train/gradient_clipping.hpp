@@ -11,15 +11,19 @@
 #include <string>
 
 #include "../core/parameters.hpp"
+#include "../detail/double_sums.hpp"
+#include "../detail/parallel.hpp"
 
 namespace sae {
 
 /// The global L2 norm of a parameter set: sqrt of the sum of squares of every
-/// entry of W_enc, b_enc, W_dec and b_dec, accumulated in double.
+/// entry of W_enc, b_enc, W_dec and b_dec (and of an architecture's own
+/// parameters), accumulated in double; the same for any thread count.
 template <typename Scalar, int D, int F>
 double gradient_norm(const Parameters<Scalar, D, F>& grads) {
   double sum_of_squares = 0.0;
-  grads.for_each([&](const char*, const auto& t) { sum_of_squares += t.template cast<double>().squaredNorm(); });
+  grads.for_each(
+      [&](const char*, const auto& t) { sum_of_squares += detail::sum_of_squares_in_double(t.data(), t.size()); });
   return std::sqrt(sum_of_squares);
 }
 
@@ -45,7 +49,12 @@ double clip_gradient_norm(Parameters<Scalar, D, F>& grads, double max_norm) {
   const double coefficient = max_norm / (norm + 1e-6);
   if (coefficient < 1.0) {
     const auto c = static_cast<Scalar>(coefficient);
-    grads.for_each([&](const char*, auto& t) { t *= c; });
+    grads.for_each([&](const char*, auto& t) {
+      Scalar* entries = t.data();
+      const Index n = t.size();
+      SAE_OMP(parallel for schedule(static) if (detail::worth_parallel(n)))
+      for (Index i = 0; i < n; ++i) entries[i] *= c;
+    });
   }
   return norm;
 }
