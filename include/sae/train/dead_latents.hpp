@@ -78,11 +78,15 @@ class DeadLatentTracker {
     if constexpr (std::decay_t<decltype(c)>::IsRowMajor) {
       // Branch-free, so the compiler vectorises it: at a fresh ReLU model's
       // ~50% density a branch here mispredicts on every other code. Each
-      // thread takes a slice of the latents down every row.
+      // thread takes a slice of the latents down every row. Through a local
+      // pointer: a store through fired_[f], or through a captured pointer,
+      // may alias that pointer itself (unsigned char aliases anything), which
+      // would then be reloaded per code (3x slower).
       detail::for_column_slices(c.cols(), c.size(), [&](Index begin, Index end) {
+        unsigned char* const fired = fired_.data();
         for (Index b = 0; b < c.rows(); ++b) {
           const Scalar* row = c.row(b).data();
-          for (Index f = begin; f < end; ++f) fired_[static_cast<std::size_t>(f)] |= row[f] != Scalar(0);
+          for (Index f = begin; f < end; ++f) fired[f] |= row[f] != Scalar(0);
         }
       });
     } else {
