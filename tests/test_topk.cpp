@@ -124,6 +124,50 @@ TEST_CASE("kth_largest finds the k-th largest by bisection on the bits, for floa
   check_type(0.0);
 }
 
+TEST_CASE("kth_largest_positive ranks the positive entries only, for float and double", "[topk]") {
+  const auto check_type = [](auto zero) {
+    using T = decltype(zero);
+    const T inf = std::numeric_limits<T>::infinity(), nan = std::numeric_limits<T>::quiet_NaN();
+    const T tiny = std::numeric_limits<T>::denorm_min() * 3;  // a subnormal: positive
+    // Positive, in decreasing order: inf, 5, 3, 2, 2, tiny. Not positive: 0, -0, -1, -inf, NaN.
+    const std::vector<T> x = {T(3), T(-1), T(0), T(2), nan, T(5), T(-0.0), T(2), -inf, tiny, inf};
+    const std::vector<T> expected = {inf, T(5), T(3), T(2), T(2), tiny};
+    std::vector<T> scratch;
+    const Index n = static_cast<Index>(x.size());
+    for (Index k = 1; k <= 6; ++k)
+      CHECK(sae::detail::kth_largest_positive(x.data(), n, k, scratch) == expected[static_cast<std::size_t>(k - 1)]);
+    CHECK(sae::detail::kth_largest_positive(x.data(), n, 7, scratch) == T(0));  // only six are positive
+    CHECK(sae::detail::kth_largest_positive(x.data(), Index(0), 1, scratch) == T(0));
+
+    // A BatchTopK-sized batch, with ties: against sorting the positive
+    // entries, for ranks the sampled bound serves and ranks beyond the sample.
+    sae::Rng rng(23);
+    const Index big = 70001;
+    std::vector<T> values(static_cast<std::size_t>(big));
+    for (auto& v : values) v = static_cast<T>(std::round(rng.normal() * 64) / 16);
+    std::vector<T> positive;
+    for (const T v : values)
+      if (v > T(0)) positive.push_back(v);
+    std::sort(positive.begin(), positive.end(), std::greater<T>());
+    const Index count = static_cast<Index>(positive.size());
+    for (const Index k : {Index(1), Index(2), Index(100), Index(2048), count / 2, count - 1, count})
+      CHECK(sae::detail::kth_largest_positive(values.data(), big, k, scratch) == positive[static_cast<std::size_t>(k - 1)]);
+    CHECK(sae::detail::kth_largest_positive(values.data(), big, count + 1, scratch) == T(0));
+
+    // A sample that misleads: every 64th entry (those sampled) is large and
+    // the rest small, so the first bounds gather too few and must be lowered.
+    std::vector<T> skewed(static_cast<std::size_t>(big));
+    for (Index i = 0; i < big; ++i)
+      skewed[static_cast<std::size_t>(i)] = i % 64 == 0 ? T(10) + T(i % 7) : T(1) + T(i % 5) / T(8);
+    std::vector<T> skewed_sorted = skewed;
+    std::sort(skewed_sorted.begin(), skewed_sorted.end(), std::greater<T>());
+    for (const Index k : {Index(2000), Index(5000), big})
+      CHECK(sae::detail::kth_largest_positive(skewed.data(), big, k, scratch) == skewed_sorted[static_cast<std::size_t>(k - 1)]);
+  };
+  check_type(0.0f);
+  check_type(0.0);
+}
+
 TEST_CASE("select_top_k is exact on float rows of a TopK SAE's width", "[topk]") {
   // The training path's case: float pre-activations, F = 8192 (256 groups of
   // 32) or an F that leaves a tail, k from 1 to beyond the groups.

@@ -16,6 +16,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <stdexcept>
 #include <string>
@@ -61,6 +62,47 @@ Scalar kth_largest(const Scalar* x, Index n, Index k) {
   Scalar value;
   std::memcpy(&value, &u, sizeof u);
   return value;
+}
+
+/// The k-th largest of the positive entries of x[0..n) (NaN is not
+/// positive), or 0 when fewer than k of them are positive; k >= 1.
+/// BatchTopK's cut over a whole batch (k·B of B·F entries), where
+/// std::nth_element on a copy of all of them was most of a step's selection.
+///
+/// A bound from a sample: every 64th positive entry, and the one at twice
+/// the k-th's expected rank among them. One pass gathers every entry >= that
+/// bound into `scratch`; if there are at least k of them, the k-th largest
+/// positive entry is among them (k entries are >= the bound, so it is too,
+/// and so is everything above it), found by std::nth_element on these few.
+/// If the sample misled (fewer than k gathered), the bound is lowered to a
+/// rank four times further down, and at last to "any positive entry". Exact
+/// either way; the sample only decides how much is ranked.
+template <typename Scalar>
+Scalar kth_largest_positive(const Scalar* x, Index n, Index k, std::vector<Scalar>& scratch) {
+  constexpr Index stride = 64;
+  thread_local std::vector<Scalar> sample;
+  sample.clear();
+  for (Index i = 0; i < n; i += stride)
+    if (x[i] > Scalar(0)) sample.push_back(x[i]);
+  const auto ranks = static_cast<Index>(sample.size());
+  for (Index rank = 2 * (k / stride) + 8;; rank *= 4) {
+    // Past the sample, the smallest positive value: every positive entry is
+    // >= it, and nothing else (NaN compares false).
+    Scalar bound = std::numeric_limits<Scalar>::denorm_min();
+    if (rank < ranks) {
+      std::nth_element(sample.begin(), sample.begin() + rank, sample.end(), std::greater<Scalar>());
+      bound = sample[static_cast<std::size_t>(rank)];
+    }
+    scratch.clear();
+    for (Index i = 0; i < n; ++i)
+      if (x[i] >= bound) scratch.push_back(x[i]);
+    if (static_cast<Index>(scratch.size()) >= k) {
+      const auto kth = scratch.begin() + (k - 1);
+      std::nth_element(scratch.begin(), kth, scratch.end(), std::greater<Scalar>());
+      return *kth;
+    }
+    if (rank >= ranks) return Scalar(0);  // fewer than k positive entries
+  }
 }
 
 /// Writes to `chosen` the positions of the k largest of values[0..n) in

@@ -36,7 +36,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <functional>
 #include <limits>
 #include <stdexcept>
 #include <string>
@@ -291,13 +290,11 @@ struct TopKObjective {
   static void select_over_batch(const Batch<Scalar>& P, Index kept, LossWorkspace<Scalar>& ws) {
     const Index n = P.size();
     kept = std::min(kept, n);
-    ws.selection_scratch.assign(P.data(), P.data() + n);
     Scalar cut = Scalar(0);
     Index ties_wanted = 0;
     if (kept > 0) {
-      std::nth_element(ws.selection_scratch.begin(), ws.selection_scratch.begin() + (kept - 1),
-                       ws.selection_scratch.end(), std::greater<Scalar>());
-      cut = std::max(ws.selection_scratch[static_cast<std::size_t>(kept - 1)], Scalar(0));
+      // The kept-th largest entry when it is positive, else 0 (only positive entries are kept).
+      cut = detail::kth_largest_positive(P.data(), n, kept, ws.selection_scratch);
       Index above = 0;
       for (Index i = 0; i < n; ++i) above += P.data()[i] > cut;
       ties_wanted = cut > Scalar(0) ? kept - above : 0;  // a zero cut keeps only positive entries
