@@ -209,5 +209,35 @@ TEST_CASE("A training step gives the same numbers on 1 and 2 threads", "[sparse-
   sae::TopKObjective<double> topk_objective;
   for (Index latent = 0; latent < 2048; latent += 3) topk_objective.dead_latents.push_back(latent);
   CHECK(difference(step(1, topk, topk_objective), step(2, topk, topk_objective)) == 0);
+
+  // JumpReLU's θ gradient and Gated's gate and magnitude sums run in column
+  // slices over the latents. Their inputs come from Eigen's products, so the
+  // gradients agree to rounding (compared before Adam, which would keep only
+  // their signs on a first step).
+  const auto gradients = [&](int threads, const auto& model, const auto& objective) {
+    const int saved = omp_get_max_threads();
+    omp_set_num_threads(threads);
+    auto grads = sae::zeros_like(model.params());
+    sae::LossWorkspace<double> ws;
+    sae::loss_and_gradient(model, X, objective, grads, ws);
+    omp_set_num_threads(saved);
+    return grads;
+  };
+  const auto largest_difference = [](const auto& x, const auto& y) {
+    const auto apart = [](const auto& a, const auto& b) { return a.size() > 0 ? (a - b).cwiseAbs().maxCoeff() : 0.0; };
+    return std::max({apart(x.W_enc, y.W_enc), apart(x.W_dec, y.W_dec), apart(x.b_enc, y.b_enc),
+                     apart(x.b_dec, y.b_dec), apart(x.threshold, y.threshold), apart(x.r_mag, y.r_mag),
+                     apart(x.b_mag, y.b_mag)});
+  };
+  const sae::SparseAutoEncoder<double, Dynamic, Dynamic, sae::JumpReLU> jump(32, 2048, sae::Init::LinearDefault, 76);
+  const sae::JumpReLUObjective<double> jump_objective{0.1, 0.5};  // a wide band: most θ_f get a gradient
+  const auto jump_one = gradients(1, jump, jump_objective);
+  CHECK(jump_one.threshold.cwiseAbs().maxCoeff() > 0.01);
+  CHECK(largest_difference(jump_one, gradients(2, jump, jump_objective)) < 1e-10);
+  const sae::SparseAutoEncoder<double, Dynamic, Dynamic, sae::Gated> gated(32, 2048, sae::Init::LinearDefault, 77);
+  const sae::GatedObjective<double> gated_objective{0.1};
+  const auto gated_one = gradients(1, gated, gated_objective);
+  CHECK(gated_one.r_mag.cwiseAbs().maxCoeff() > 0.001);
+  CHECK(largest_difference(gated_one, gradients(2, gated, gated_objective)) < 1e-10);
 }
 #endif

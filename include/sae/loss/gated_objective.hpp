@@ -169,24 +169,35 @@ struct GatedObjective {
     grads.b_enc.setZero();
     grads.b_mag.setZero();
     grads.r_mag.setZero();
-    for (Index b = 0; b < batch; ++b) {
-      for (Index f = 0; f < dict; ++f) {
-        const Scalar h = H(b, f);
-        const bool gate_open = h + p.b_enc(f) > Scalar(0);
-        const Scalar magnitude = h * scale(f) + p.b_mag(f);
-        const bool fires = gate_open && magnitude > Scalar(0);
-        const Scalar g_mag = fires ? ws.code_gradient(b, f) : Scalar(0);
-        Scalar g_gate = Scalar(0);
-        if (gate_open)
-          g_gate = ws.codes(b, f) +
-                   (weighting == L1Weighting::DecoderNorm ? l1_slope * ws.decoder_norms(f) : l1_slope);
-        grads.b_mag(f) += g_mag;
-        grads.r_mag(f) += g_mag * h;
-        grads.b_enc(f) += g_gate;
-        ws.code_gradient(b, f) = g_gate + g_mag * scale(f);
-        ws.codes(b, f) = fires ? magnitude : Scalar(0);
+    // Each thread takes a slice of the latents down every row, so each
+    // latent's sums keep their row order whatever the thread count. Locals,
+    // not the lambda's captures: a store through a Scalar pointer may alias a
+    // captured Scalar or pointer, which would then be reloaded at every entry.
+    detail::for_column_slices(dict, batch * dict, [&](Index begin, Index end) {
+      const Scalar slope = l1_slope;
+      const bool by_norm = weighting == L1Weighting::DecoderNorm;
+      const Scalar *const b_enc = p.b_enc.data(), *const b_mag = p.b_mag.data(), *const scales = scale.data();
+      const Scalar* const norms = by_norm ? ws.decoder_norms.data() : nullptr;
+      Scalar *const g_b_mag = grads.b_mag.data(), *const g_r_mag = grads.r_mag.data(), *const g_b_enc = grads.b_enc.data();
+      for (Index b = 0; b < batch; ++b) {
+        const Scalar* const h_row = H.row(b).data();
+        Scalar *const g_row = ws.code_gradient.row(b).data(), *const code_row = ws.codes.row(b).data();
+        for (Index f = begin; f < end; ++f) {
+          const Scalar h = h_row[f];
+          const bool gate_open = h + b_enc[f] > Scalar(0);
+          const Scalar magnitude = h * scales[f] + b_mag[f];
+          const bool fires = gate_open && magnitude > Scalar(0);
+          const Scalar g_mag = fires ? g_row[f] : Scalar(0);
+          Scalar g_gate = Scalar(0);
+          if (gate_open) g_gate = code_row[f] + (by_norm ? slope * norms[f] : slope);
+          g_b_mag[f] += g_mag;
+          g_r_mag[f] += g_mag * h;
+          g_b_enc[f] += g_gate;
+          g_row[f] = g_gate + g_mag * scales[f];
+          code_row[f] = fires ? magnitude : Scalar(0);
+        }
       }
-    }
+    });
     grads.r_mag.array() *= scale.array();
 
     // Encoder side.

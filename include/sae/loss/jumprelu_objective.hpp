@@ -57,6 +57,7 @@
 #include "../config.hpp"
 #include "../core/jumprelu.hpp"
 #include "../core/sparse_autoencoder.hpp"
+#include "../detail/parallel.hpp"
 #include "loss_report.hpp"
 #include "objective.hpp"
 #include "reconstruction.hpp"
@@ -143,15 +144,26 @@ struct JumpReLUObjective {
     const Scalar step_slope = static_cast<Scalar>(penalty_slope(report.l0) / static_cast<double>(batch));
     const Scalar eps = bandwidth;
     grads.threshold.setZero();
-    for (Index b = 0; b < batch; ++b) {
-      for (Index f = 0; f < dict; ++f) {
-        const Scalar pre = ws.pre_activations(b, f), theta = p.threshold(f);
-        Scalar& g = ws.code_gradient(b, f);
-        if (std::abs((pre - theta) / eps) < Scalar(0.5))
-          grads.threshold(f) += g * (-theta / eps) + step_slope * (Scalar(-1) / eps);
-        if (!(pre > theta)) g = Scalar(0);
+    // Each thread takes a slice of the latents down every row, so each θ_f
+    // sums its rows in order whatever the thread count. Locals, not the
+    // lambda's captures: a store through a Scalar pointer may alias a
+    // captured Scalar or pointer, which would be reloaded at every entry and
+    // keep the loop from vectorising.
+    detail::for_column_slices(dict, batch * dict, [&](Index begin, Index end) {
+      const Scalar band = eps, slope = step_slope;
+      const Scalar* const threshold = p.threshold.data();
+      Scalar* const threshold_gradient = grads.threshold.data();
+      for (Index b = 0; b < batch; ++b) {
+        const Scalar* const pre = ws.pre_activations.row(b).data();
+        Scalar* const g = ws.code_gradient.row(b).data();
+        for (Index f = begin; f < end; ++f) {
+          const Scalar theta = threshold[f];
+          if (std::abs((pre[f] - theta) / band) < Scalar(0.5))
+            threshold_gradient[f] += g[f] * (-theta / band) + slope * (Scalar(-1) / band);
+          if (!(pre[f] > theta)) g[f] = Scalar(0);
+        }
       }
-    }
+    });
 
     // Encoder side.
     detail::dense_encoder_gradient(model, X, ws.code_gradient, grads, ws);
