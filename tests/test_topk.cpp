@@ -151,7 +151,8 @@ TEST_CASE("kth_largest_positive ranks the positive entries only, for float and d
     std::sort(positive.begin(), positive.end(), std::greater<T>());
     const Index count = static_cast<Index>(positive.size());
     for (const Index k : {Index(1), Index(2), Index(100), Index(2048), count / 2, count - 1, count})
-      CHECK(sae::detail::kth_largest_positive(values.data(), big, k, scratch) == positive[static_cast<std::size_t>(k - 1)]);
+      CHECK(sae::detail::kth_largest_positive(values.data(), big, k, scratch) ==
+            positive[static_cast<std::size_t>(k - 1)]);
     CHECK(sae::detail::kth_largest_positive(values.data(), big, count + 1, scratch) == T(0));
 
     // A sample that misleads: every 64th entry (those sampled) is large and
@@ -162,7 +163,8 @@ TEST_CASE("kth_largest_positive ranks the positive entries only, for float and d
     std::vector<T> skewed_sorted = skewed;
     std::sort(skewed_sorted.begin(), skewed_sorted.end(), std::greater<T>());
     for (const Index k : {Index(2000), Index(5000), big})
-      CHECK(sae::detail::kth_largest_positive(skewed.data(), big, k, scratch) == skewed_sorted[static_cast<std::size_t>(k - 1)]);
+      CHECK(sae::detail::kth_largest_positive(skewed.data(), big, k, scratch) ==
+            skewed_sorted[static_cast<std::size_t>(k - 1)]);
   };
   check_type(0.0f);
   check_type(0.0);

@@ -178,7 +178,8 @@ struct GatedObjective {
       const bool by_norm = weighting == L1Weighting::DecoderNorm;
       const Scalar *const b_enc = p.b_enc.data(), *const b_mag = p.b_mag.data(), *const scales = scale.data();
       const Scalar* const norms = by_norm ? ws.decoder_norms.data() : nullptr;
-      Scalar *const g_b_mag = grads.b_mag.data(), *const g_r_mag = grads.r_mag.data(), *const g_b_enc = grads.b_enc.data();
+      Scalar *const g_b_mag = grads.b_mag.data(), *const g_r_mag = grads.r_mag.data();
+      Scalar* const g_b_enc = grads.b_enc.data();
       for (Index b = 0; b < batch; ++b) {
         const Scalar* const h_row = H.row(b).data();
         Scalar *const g_row = ws.code_gradient.row(b).data(), *const code_row = ws.codes.row(b).data();
