@@ -40,6 +40,11 @@ inline Index column_share_start(Index n, int threads, int thread) {
 /// columns [0, cols): for loops that walk every row of a row-major batch and
 /// accumulate per column, so each column's sum keeps its row order whatever
 /// the thread count. `work` decides whether threads are worth starting.
+///
+/// Inside `slice`, read scalars and data pointers into locals first, and loop
+/// through those: the lambda captures by reference, and a store through a
+/// Scalar (or byte) pointer may alias a captured value, which the compiler
+/// must then reload at every element; such loops stay scalar (3-4x slower).
 template <typename Slice>
 void for_column_slices(Index cols, Index work, Slice&& slice) {
   const bool threaded = worth_parallel(work);

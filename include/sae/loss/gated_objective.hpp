@@ -170,9 +170,8 @@ struct GatedObjective {
     grads.b_mag.setZero();
     grads.r_mag.setZero();
     // Each thread takes a slice of the latents down every row, so each
-    // latent's sums keep their row order whatever the thread count. Locals,
-    // not the lambda's captures: a store through a Scalar pointer may alias a
-    // captured Scalar or pointer, which would then be reloaded at every entry.
+    // latent's sums keep their row order whatever the thread count; through
+    // locals, not the lambda's captures (see for_column_slices).
     detail::for_column_slices(dict, batch * dict, [&](Index begin, Index end) {
       const Scalar slope = l1_slope;
       const bool by_norm = weighting == L1Weighting::DecoderNorm;

@@ -145,10 +145,8 @@ struct JumpReLUObjective {
     const Scalar eps = bandwidth;
     grads.threshold.setZero();
     // Each thread takes a slice of the latents down every row, so each θ_f
-    // sums its rows in order whatever the thread count. Locals, not the
-    // lambda's captures: a store through a Scalar pointer may alias a
-    // captured Scalar or pointer, which would be reloaded at every entry and
-    // keep the loop from vectorising.
+    // sums its rows in order whatever the thread count; through locals, not
+    // the lambda's captures (see for_column_slices).
     detail::for_column_slices(dict, batch * dict, [&](Index begin, Index end) {
       const Scalar band = eps, slope = step_slope;
       const Scalar* const threshold = p.threshold.data();

@@ -78,10 +78,9 @@ class DeadLatentTracker {
     if constexpr (std::decay_t<decltype(c)>::IsRowMajor) {
       // Branch-free, so the compiler vectorises it: at a fresh ReLU model's
       // ~50% density a branch here mispredicts on every other code. Each
-      // thread takes a slice of the latents down every row. Through a local
-      // pointer: a store through fired_[f], or through a captured pointer,
-      // may alias that pointer itself (unsigned char aliases anything), which
-      // would then be reloaded per code (3x slower).
+      // thread takes a slice of the latents down every row, through a local
+      // pointer (see for_column_slices: a byte store through fired_[f] may
+      // alias fired_'s own pointer).
       detail::for_column_slices(c.cols(), c.size(), [&](Index begin, Index end) {
         unsigned char* const fired = fired_.data();
         for (Index b = 0; b < c.rows(); ++b) {
