@@ -155,6 +155,7 @@ Data load_data(const Options& o) {
     } else {
       sae::NpyFileSourceOptions options;
       options.seed = o.seed + 7;
+      options.read_ahead = false;  // one buffer is all this source serves
       sae::NpyFileSource<float> sample(o.data, options);
       sample.next_batch(heldout, std::min<sae::Index>(8192, sample.num_rows()));
     }

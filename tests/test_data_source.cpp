@@ -478,6 +478,97 @@ TEMPLATE_TEST_CASE("NpyFileSource state() restored into a fresh source continues
   CHECK(same_bits(pull_batches(other_seed, 8, 29), expected));
 }
 
+TEST_CASE("NpyFileSource reads ahead exactly the blocks its next refill serves, and the stream does not change",
+          "[data]") {
+  const TempDir dir("sae_test_data_source");
+  const auto paths = write_id_files(dir, {100, 3, 57}, 2);  // 160 rows; blocks span the files
+  const Index n = 160;
+  struct Setting {
+    Index buffer_rows, block_rows;
+    bool shuffle;
+  };
+  // Block sizes that divide 160 (or one buffer per epoch), so every buffer but
+  // an epoch's last holds buffer_capacity() rows.
+  for (const Setting setting : {Setting{40, 10, true}, Setting{40, 10, false}, Setting{64, 8, true},
+                                Setting{7, 1, true}, Setting{500, 0, true}}) {
+    CAPTURE(setting.buffer_rows, setting.block_rows, setting.shuffle);
+    const auto settings = options(setting.buffer_rows, setting.block_rows, 31, setting.shuffle);
+    sae::NpyFileSource<float> source(paths, settings);
+    CHECK(source.read_ahead_enabled());
+    CHECK(source.next_buffer_row_ranges().empty());  // nothing loaded yet
+    const Index capacity = source.buffer_capacity();
+    const Index buffers_per_epoch = (n + capacity - 1) / capacity;
+
+    std::set<Index> planned;  // the rows the buffer being served was announced to hold
+    bool have_plan = false;
+    for (Index buffer = 0; buffer < 3 * buffers_per_epoch + 1; ++buffer) {  // three epochs and a buffer
+      CAPTURE(buffer);
+      const Index fill = buffer % buffers_per_epoch == buffers_per_epoch - 1 ? n - (buffers_per_epoch - 1) * capacity
+                                                                             : capacity;
+      std::vector<Index> ids = pull_ids(source, 1, 1);  // loads this buffer
+      // The plan for the next buffer: whole blocks, disjoint, in range.
+      std::set<Index> next;
+      Index next_rows = 0;
+      for (const auto& range : source.next_buffer_row_ranges()) {
+        CHECK(0 <= range.first);
+        CHECK(range.first < range.second);
+        CHECK(range.second <= n);
+        for (Index r = range.first; r < range.second; ++r) next.insert(r);
+        next_rows += range.second - range.first;
+      }
+      CHECK(static_cast<Index>(next.size()) == next_rows);
+      CHECK(source.read_ahead_rows() > 0);  // one block ahead from the first row
+      CHECK(source.read_ahead_rows() <= next_rows);
+
+      const std::vector<Index> first_half = pull_ids(source, 1, fill / 2 - 1 > 0 ? fill / 2 - 1 : 0);
+      ids.insert(ids.end(), first_half.begin(), first_half.end());
+      if (fill >= 2) CHECK(source.read_ahead_rows() == next_rows);  // all asked for by half-way
+      const std::vector<Index> rest = pull_ids(source, 1, fill - static_cast<Index>(ids.size()));
+      ids.insert(ids.end(), rest.begin(), rest.end());
+      const std::set<Index> served(ids.begin(), ids.end());
+      CHECK(served.size() == ids.size());
+      if (have_plan) CHECK(served == planned);
+      planned = next;
+      have_plan = true;
+    }
+  }
+}
+
+TEST_CASE("NpyFileSource: read_ahead off serves the same bits; a restored source reads ahead the same blocks",
+          "[data]") {
+  const TempDir dir("sae_test_data_source");
+  const auto paths = write_id_files(dir, {100, 3, 57}, 2);  // 160 rows: 4 buffers of 4 blocks per epoch
+  auto settings = options(40, 10, 5);
+  sae::NpyFileSource<float> ahead(paths, settings);
+  settings.read_ahead = false;
+  sae::NpyFileSource<float> not_ahead(paths, settings);
+  CHECK_FALSE(not_ahead.read_ahead_enabled());
+  CHECK(same_bits(pull_batches(ahead, 9, 23), pull_batches(not_ahead, 9, 23)));  // 207 rows: past an epoch
+  CHECK(not_ahead.read_ahead_rows() == 0);
+  CHECK(ahead.next_buffer_row_ranges() == not_ahead.next_buffer_row_ranges());
+  CHECK(ahead.next_buffer_row_ranges().size() == 4);
+
+  // Saved mid-buffer, with a buffer just used up (nothing loaded on restore),
+  // in an epoch's last buffer (the next comes from the next epoch), and later.
+  for (const Index before : {Index{7}, Index{40}, Index{150}, Index{207}}) {
+    CAPTURE(before);
+    sae::NpyFileSource<float> original(paths, options(40, 10, 5));
+    sae::Batch<float> scratch;
+    original.next_batch(scratch, before);
+    sae::NpyFileSource<float> restored(paths, options(40, 10, 99));
+    restored.next_batch(scratch, 50);  // a plan of its own, which restore must replace
+    restored.restore(original.state());
+    if (before == 40)
+      CHECK(restored.next_buffer_row_ranges().empty());  // no buffer loaded: the refill plans
+    else
+      CHECK(restored.next_buffer_row_ranges() == original.next_buffer_row_ranges());
+    for (int k = 0; k < 6; ++k) {
+      CHECK(same_bits(pull_batches(restored, 1, 17), pull_batches(original, 1, 17)));
+      CHECK(restored.next_buffer_row_ranges() == original.next_buffer_row_ranges());
+    }
+  }
+}
+
 TEST_CASE("NpyFileSource::restore refuses states that do not fit, and then changes nothing", "[data]") {
   const TempDir dir("sae_test_data_source");
   const auto paths = write_id_files(dir, {50, 30}, 2);

@@ -77,6 +77,9 @@ class MappedFile {
     return *this;
   }
 
+  /// will_need advises at most this many bytes per call (Linux's default readahead window).
+  static constexpr std::size_t will_need_piece_bytes = std::size_t{128} << 10;
+
   const unsigned char* data() const { return data_; }
   std::size_t size() const { return size_; }
   const std::string& path() const { return path_; }
@@ -84,10 +87,15 @@ class MappedFile {
   // Advice to the kernel about bytes [offset, offset + length): best effort,
   // ignored where unsupported, and never changes what the bytes read as.
 
-  /// Start reading these pages ahead now (one block is about to be copied).
+  /// Start reading these pages now, without waiting for them. Linux reads at
+  /// most its readahead window (read_ahead_kb, often 128 KiB) per call, so the
+  /// range is advised in pieces of that size: every piece's reads are queued
+  /// at once, where faulting the pages in would read one window at a time.
   void will_need(std::size_t offset, std::size_t length) const {
 #ifdef MADV_WILLNEED
-    advise(offset, length, MADV_WILLNEED);
+    const std::size_t end = std::min(size_, offset + std::min(length, size_));
+    for (std::size_t piece = offset; piece < end; piece += will_need_piece_bytes)
+      advise(piece, std::min(will_need_piece_bytes, end - piece), MADV_WILLNEED);
 #else
     (void)offset, (void)length;
 #endif

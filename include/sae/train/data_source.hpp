@@ -311,6 +311,12 @@ struct NpyFileSourceOptions {
   /// blocks from random places in the data. 0 means buffer_rows / 16 (at least 1).
   /// block_rows == buffer_rows gives "shuffle a contiguous chunk at a time".
   Index block_rows = 0;
+  /// While a buffer is served, ask the kernel to read the next buffer's blocks
+  /// into the page cache (madvise WILLNEED), a block at a time, paced so that
+  /// all are asked for by the time half the buffer is served: a refill from a
+  /// file not yet in memory then copies instead of waiting on the disk. It
+  /// changes no row served; false leaves the disk idle between refills.
+  bool read_ahead = true;
 };
 
 /// Rows of one or more .npy files of shape [N_i, D], memory-mapped read-only,
@@ -324,7 +330,9 @@ struct NpyFileSourceOptions {
 /// the data (as the buffers of SAELens and dictionary_learning mix many
 /// sequences), reads stay sequential within a block, and memory is one buffer.
 /// A buffer never spans two epochs; a batch may. Pages are dropped from the
-/// process (MADV_DONTNEED) once copied, so resident memory stays bounded.
+/// process (MADV_DONTNEED) once copied, so resident memory stays bounded; the
+/// next buffer's blocks are read ahead into the page cache (options.read_ahead),
+/// which is the kernel's memory, reclaimed as it needs.
 ///
 /// Files: any dtype load_npy reads (f2, f4, f8, integers, bool), either byte
 /// order, converted on the fly; C order only (a Fortran-order file's rows are
@@ -355,7 +363,7 @@ class NpyFileSource final : public ActivationSource<Scalar> {
   static constexpr Index default_blocks_per_buffer = 16;
 
   explicit NpyFileSource(const std::vector<std::string>& paths, const NpyFileSourceOptions& options = {})
-      : seed_(options.seed), shuffle_(options.shuffle), rng_(options.seed) {
+      : seed_(options.seed), shuffle_(options.shuffle), read_ahead_(options.read_ahead), rng_(options.seed) {
     if (paths.empty()) throw std::invalid_argument("sae::NpyFileSource: no .npy files given");
     if (options.buffer_rows <= 0) {
       throw std::invalid_argument("sae::NpyFileSource: buffer_rows must be positive, got " +
@@ -378,6 +386,9 @@ class NpyFileSource final : public ActivationSource<Scalar> {
     buffer_.resize(capacity, dim_);
     buffer_order_.resize(static_cast<std::size_t>(capacity));
     block_order_.resize(static_cast<std::size_t>(num_blocks_));
+    // Room for planning the read-ahead, so next_batch never allocates.
+    next_epoch_order_.resize(static_cast<std::size_t>(num_blocks_));
+    next_blocks_.reserve(static_cast<std::size_t>(std::min(blocks_per_buffer_, num_blocks_)));
     if (!shuffle_) {
       for (const auto& file : files_) file.sequential();
     }
@@ -402,6 +413,7 @@ class NpyFileSource final : public ActivationSource<Scalar> {
       i += take;
       buffer_pos_ += take;
     }
+    if (read_ahead_) read_ahead();
   }
 
   /// Words: tag; the configuration it must be restored into (N, D, a hash of
@@ -492,6 +504,7 @@ class NpyFileSource final : public ActivationSource<Scalar> {
     buffer_block_count_ = 0;
     buffer_fill_ = 0;
     buffer_pos_ = 0;
+    forget_next_buffer();
     if (count > 0) load_and_permute(static_cast<Index>(first), static_cast<Index>(count));
     buffer_pos_ = static_cast<Index>(pos);
   }
@@ -509,6 +522,18 @@ class NpyFileSource final : public ActivationSource<Scalar> {
   Index buffer_capacity() const { return buffer_.rows(); }
   /// The epoch of the rows in the buffer (0-based).
   std::uint64_t epoch() const { return epoch_; }
+  bool read_ahead_enabled() const { return read_ahead_; }
+  /// The blocks the next refill will read, as ranges [first, last) of global
+  /// rows (the files one after the other), in the order it reads them; empty
+  /// while no buffer is loaded.
+  std::vector<std::pair<Index, Index>> next_buffer_row_ranges() const {
+    std::vector<std::pair<Index, Index>> ranges;
+    for (const Index block : next_blocks_)
+      ranges.emplace_back(block * block_rows_, block * block_rows_ + block_size(block));
+    return ranges;
+  }
+  /// Rows of the next buffer asked of the kernel so far (0 when read_ahead is off).
+  Index read_ahead_rows() const { return next_rows_advised_; }
 
  private:
   void open_files(const std::vector<std::string>& paths) {
@@ -604,10 +629,70 @@ class NpyFileSource final : public ActivationSource<Scalar> {
     buffer_pos_ = 0;
     refill_rng_ = rng_.state();
     detail::make_order(buffer_order_, fill, shuffle_, rng_);
+    plan_next_buffer();
+  }
+
+  /// next_blocks_ = the blocks the refill after this one will read. At the end
+  /// of an epoch they come from the next epoch's block order, drawn here from
+  /// a copy of the generator exactly as start_epoch will draw it (nothing else
+  /// draws in between).
+  void plan_next_buffer() {
+    forget_next_buffer();
+    const std::vector<Index>* order = &block_order_;
+    Index first = buffer_first_block_ + buffer_block_count_;
+    if (first == num_blocks_) {
+      Rng next_epoch;
+      next_epoch.set_state(rng_.state());
+      detail::make_order(next_epoch_order_, num_blocks_, shuffle_, next_epoch);
+      order = &next_epoch_order_;
+      first = 0;
+    }
+    const Index count = std::min(blocks_per_buffer_, num_blocks_ - first);
+    for (Index b = first; b < first + count; ++b) {
+      const Index block = (*order)[static_cast<std::size_t>(b)];
+      next_blocks_.push_back(block);
+      next_rows_ += block_size(block);
+    }
+  }
+
+  void forget_next_buffer() {
+    next_blocks_.clear();
+    next_blocks_advised_ = 0;
+    next_rows_advised_ = 0;
+    next_rows_ = 0;
+  }
+
+  /// Advises the next buffer's blocks in order, keeping the rows advised ahead
+  /// of twice the fraction of this buffer served (at least one block ahead).
+  void read_ahead() {
+    const double served = buffer_fill_ > 0 ? static_cast<double>(buffer_pos_) / static_cast<double>(buffer_fill_) : 0.0;
+    const double target = 2.0 * served * static_cast<double>(next_rows_);
+    while (next_blocks_advised_ < next_blocks_.size() && static_cast<double>(next_rows_advised_) <= target) {
+      const Index block = next_blocks_[next_blocks_advised_++];
+      for_each_file_piece(block * block_rows_, block_size(block),
+                          [this](std::size_t file, std::size_t offset, std::size_t length, Index) {
+                            files_[file].will_need(offset, length);
+                          });
+      next_rows_advised_ += block_size(block);
+    }
   }
 
   /// Converts global rows [begin, begin + count) into buffer rows from `to`.
   void read_rows(Index begin, Index count, Index to) {
+    for_each_file_piece(begin, count, [&](std::size_t file, std::size_t offset, std::size_t length, Index rows) {
+      const detail::MappedFile& mapped = files_[file];
+      mapped.will_need(offset, length);
+      detail::decode_npy_data(headers_[file], mapped.data() + offset, rows, dim_, buffer_.data() + to * dim_,
+                              mapped.path());
+      mapped.dont_need(offset, length);
+      to += rows;
+    });
+  }
+
+  /// Calls piece(file, offset, length, rows) for each file's share of global
+  /// rows [begin, begin + count), in order: its byte range and row count.
+  template <typename Piece>
+  void for_each_file_piece(Index begin, Index count, Piece&& piece) const {
     const Index end = begin + count;
     auto file = static_cast<std::size_t>(std::upper_bound(file_start_.begin(), file_start_.end(), begin) -
                                          file_start_.begin() - 1);
@@ -618,13 +703,8 @@ class NpyFileSource final : public ActivationSource<Scalar> {
       const auto row_bytes = static_cast<std::size_t>(dim_) * static_cast<std::size_t>(header.item_size);
       const std::size_t offset =
           static_cast<std::size_t>(header.data_offset) + static_cast<std::size_t>(begin - file_start_[file]) * row_bytes;
-      const std::size_t length = static_cast<std::size_t>(rows) * row_bytes;
-      const detail::MappedFile& mapped = files_[file];
-      mapped.will_need(offset, length);
-      detail::decode_npy_data(header, mapped.data() + offset, rows, dim_, buffer_.data() + to * dim_, mapped.path());
-      mapped.dont_need(offset, length);
+      piece(file, offset, static_cast<std::size_t>(rows) * row_bytes, rows);
       begin = file_end;
-      to += rows;
       ++file;
     }
   }
@@ -640,6 +720,7 @@ class NpyFileSource final : public ActivationSource<Scalar> {
   // Configuration.
   std::uint64_t seed_;
   bool shuffle_;
+  bool read_ahead_;
   Index block_rows_ = 1;
   Index blocks_per_buffer_ = 1;
   Index num_blocks_ = 1;
@@ -658,6 +739,14 @@ class NpyFileSource final : public ActivationSource<Scalar> {
   std::vector<Index> buffer_order_;
   Index buffer_fill_ = 0;
   Index buffer_pos_ = 0;
+
+  // Read-ahead: the next refill's blocks, and how many of them (and their
+  // rows) have been advised. Sized at construction.
+  std::vector<Index> next_epoch_order_;
+  std::vector<Index> next_blocks_;
+  std::size_t next_blocks_advised_ = 0;
+  Index next_rows_advised_ = 0;
+  Index next_rows_ = 0;
 };
 
 }  // namespace sae
