@@ -554,7 +554,8 @@ def main(argv):
     print("sae_bench: %s, flags '%s', Eigen %s, OpenMP %s, EIGEN_USE_BLAS %s, GEMM kernel %s, target %s"
           % (build.get("compiler"), build.get("cxx_flags"), build.get("eigen_version"),
              "on" if build.get("openmp") else "off", "on" if build.get("eigen_use_blas") else "off",
-             "AVX-512" if build.get("gemm_kernel") else "off", build.get("target_features")))
+             (build.get("gemm_kernel_isa") or "on") if build.get("gemm_kernel") else "off",
+             build.get("target_features")))
     print("sae_bench's BLAS: %s" % build.get("blas", "not reported"))
     warnings = [w for w in (kernel_warning("PyTorch", torch_kernels), kernel_warning("sae", build.get("blas_kernels")))
                 if w]

@@ -367,13 +367,15 @@ bool eigen_uses_blas() {
 #endif
 }
 
-// Whether float products run on sae's AVX-512 kernel
-// (include/sae/detail/gemm.hpp) rather than Eigen's or the BLAS's GEMM.
-bool gemm_kernel() {
-#if defined(SAE_GEMM_KERNEL)
-  return true;
+// The instruction set of sae's GEMM kernel (include/sae/detail/gemm.hpp), on
+// which float products run, or null when they run on Eigen's or the BLAS's.
+const char* gemm_kernel() {
+#if defined(SAE_GEMM_KERNEL_AVX512)
+  return "AVX-512";
+#elif defined(SAE_GEMM_KERNEL_AVX2)
+  return "AVX2";
 #else
-  return false;
+  return nullptr;
 #endif
 }
 
@@ -518,7 +520,7 @@ int benchmark(const Options& o) {
   std::printf("build: %s, flags '%s' (%s), Eigen %s, OpenMP %s, EIGEN_USE_BLAS %s, GEMM kernel %s, target %s\n",
               compiler().c_str(), SAE_BENCH_CXX_FLAGS, SAE_BENCH_BUILD_TYPE, eigen_version().c_str(),
               built_with_openmp() ? "on" : "off", eigen_uses_blas() ? "on" : "off",
-              gemm_kernel() ? "AVX-512" : "off", target_features().c_str());
+              gemm_kernel() ? gemm_kernel() : "off", target_features().c_str());
   std::printf("BLAS: %s\n", blas_description().c_str());
   if (const std::string warning = blas_kernel_warning(); !warning.empty())
     std::fprintf(stderr, "sae_bench: warning: %s\n", warning.c_str());
@@ -576,6 +578,7 @@ int benchmark(const Options& o) {
        << ", \"eigen_version\": " << json_string(eigen_version())
        << ", \"eigen_use_blas\": " << (eigen_uses_blas() ? "true" : "false")
        << ", \"gemm_kernel\": " << (gemm_kernel() ? "true" : "false")
+       << ", \"gemm_kernel_isa\": " << (gemm_kernel() ? json_string(gemm_kernel()) : std::string("null"))
        << ", \"blas\": " << json_string(blas_description())
        << ", \"blas_kernels\": " << (blas_kernels().empty() ? std::string("null") : json_string(blas_kernels()))
        << ", \"target_features\": " << json_string(target_features())

@@ -1,11 +1,12 @@
 // tests/test_gemm_kernel.cpp: the dense products of sae's steps, which float
-// builds with AVX-512 run on sae's own kernel (detail/gemm.hpp) when the result
+// builds with AVX-512 or AVX2 and FMA run on sae's own kernel (detail/gemm.hpp) when the result
 // has 16 rows and columns or more: the encoder product H = 1 startᵀ + X W_enc
 // (detail::start_rows_then_add_product, and with b_enc and ReLU's clamp,
 // kernel_relu_codes), and decode, the code gradient and
 // the decoder and encoder gradients (detail::product_into), with operands and
 // results row- or column-major. Built into sae_tests (Eigen's GEMM
-// underneath) and into sae.gemm_kernel with -mavx512f -mfma, where they go
+// underneath) and into sae.gemm_kernel (-mavx512f -mfma) and
+// sae.gemm_kernel.avx2 (-mavx2 -mfma), where they go
 // through the kernel: bit for bit against a chain of std::fma per element,
 // against double on edge tiles, depth blocks and both ways of sharing the
 // packed panels, strided inputs, reused outputs, 1 and 2 threads, and ReLU,
@@ -65,7 +66,7 @@ void check_against_double(const RowBatch& H, const Operands& o) {
 }
 
 #if defined(SAE_GEMM_KERNEL)
-// What the AVX-512 kernel computes, element by element: one FMA chain over k
+// What the kernel computes, element by element: one FMA chain over k
 // in order from zero, then + start. Its depth blocks store and reload the
 // running float, so blocking does not change the chain.
 RowBatch fma_chain_reference(const Operands& o) {
@@ -83,9 +84,9 @@ RowBatch fma_chain_reference(const Operands& o) {
 }  // namespace
 
 TEST_CASE("The encoder product matches double precision on edge tiles and depth blocks", "[gemm-kernel]") {
-  // Tokens around the kernel's minimum (16) and its 12-token tiles; latents
-  // around its 32-latent tiles; depths of one input, odd sizes, and beyond
-  // the 1024-input block (1030 = two blocks of 515).
+  // Tokens around the kernel's minimum (16) and its 12-token tiles (6 on
+  // AVX2); latents around its 32-latent tiles (16); depths of one input, odd
+  // sizes, and beyond the 1024-input block (1030 = two blocks of 515).
 #if defined(SAE_GEMM_KERNEL)
   static_assert(sae::detail::gemm::min_side == 16, "update the batch sizes below");
 #endif
@@ -231,7 +232,7 @@ TEST_CASE("Every product matches double precision for each layout of its operand
 #if defined(SAE_GEMM_KERNEL)
 TEST_CASE("The kernel cuts a large shared side into chunks with the same bits", "[gemm-kernel]") {
   // The limit on the shared panels set low: chunks of 12 tokens, or of 32
-  // latents (where the start and bias rows must follow the chunk).
+  // latents (16 on AVX2), where the start and bias rows must follow the chunk.
   namespace gemm = sae::detail::gemm;
   const auto [B, F] = GENERATE(table<Index, Index>({{70, 100}, {100, 70}}));
   CAPTURE(B, F);

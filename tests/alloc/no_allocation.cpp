@@ -17,9 +17,7 @@
 #include <new>
 #include <vector>
 
-#if defined(__AVX512F__)
-#include "../avx512_skip.hpp"
-#endif
+#include "../cpu_skip.hpp"
 
 extern "C" {
 void* __real_malloc(std::size_t size);
@@ -137,10 +135,9 @@ void check_more_active_codes_than_before() {
 }  // namespace
 
 int main() {
-#if defined(__AVX512F__)
-  // Built with -mavx512f -mfma for the GEMM kernel (sae.no_allocation.avx512).
-  if (sae_test::cpu_lacks_avx512_fma()) return sae_test::ctest_skip_code;
-#endif
+  // Built with -mavx512f -mfma or -mavx2 -mfma for the GEMM kernel
+  // (sae.no_allocation.avx512, .avx2): not on a CPU without them.
+  if (sae_test::cpu_lacks_build_target()) return sae_test::ctest_skip_code;
 #if defined(_OPENMP)
   // Under OpenMP Eigen's GEMM allocates its packing buffers on every
   // parallel call: inside the GEMM, where the allocation budget allows it.
@@ -228,7 +225,7 @@ int main() {
   gated.encode(X, codes);
   expect_no_allocation(before_topk, "TopK and Gated encode into reused buffers");
 
-  // 100 tokens, more than the steps above: built with AVX-512, the encoder
+  // 100 tokens, more than the steps above: built with AVX-512 or AVX2, the encoder
   // GEMM kernel (detail/gemm.hpp) keeps its packing buffers per thread,
   // sized by the largest batch so far.
   sae::Batch<float> X_wide(100, 32);

@@ -1,12 +1,16 @@
-// sae/detail/gemm.hpp: sae's own float GEMM for AVX-512, C = 1 startᵀ + X W,
-// which float builds for such CPUs use for every dense product of a step.
+// sae/detail/gemm.hpp: sae's own float GEMM for AVX-512 or AVX2 with FMA,
+// C = 1 startᵀ + X W, which float builds for such CPUs use for every dense
+// product of a step.
 //
 // A dense training step is five GEMMs (encode, decode, and the decoder, code
 // and encoder gradients), a sparse one keeps only the encoder's, and
 // inference is that one too. Eigen 3.4's own GEMM reaches about half of an
-// AVX-512 core's FMA peak on them; this kernel runs at OpenBLAS's speed
-// (80-84% of the peak on Zen 5; README, "Speed against PyTorch") and does
-// not depend on which kernels OpenBLAS picks. It is the textbook blocked GEMM
+// AVX-512 core's FMA peak on them, and less than OpenBLAS on AVX2; this
+// kernel runs at OpenBLAS's speed (80-84% of the peak on Zen 5; README,
+// "Speed against PyTorch") and does not depend on which kernels OpenBLAS
+// picks. The two instruction sets share every line but the few in Simd
+// below: register width (16 or 8 floats), and so the tile, 12 x 32 or 6 x 16.
+// It is the textbook blocked GEMM
 // (Goto and van de Geijn, "Anatomy of high-performance matrix
 // multiplication", 2008), in the words of the encoder: C (B x F, row-major:
 // tokens by latents) from X (B x D) and W (D x F), each of X and W either
@@ -14,13 +18,14 @@
 // need no transposed copies.
 //   - The depth (D) is cut into blocks of at most 1024. Per block, the
 //     smaller side is packed once and shared: X into panels of 12 tokens, or
-//     W into panels of 32 latents, k-major, so the micro-kernel broadcasts one
-//     token's value per FMA pair and loads W's two vectors.
+//     W into panels of 32 latents (6 and 16 on AVX2), k-major, so the
+//     micro-kernel broadcasts one token's value per FMA pair and loads W's
+//     two vectors.
 //   - Threads split the larger side: each packs its block of the other
 //     operand (W's latents into a share of L3, or X's tokens into half of L2)
 //     and sweeps the shared panels over it.
-//   - The micro-kernel keeps a 12 x 32 tile of C in 24 zmm registers over the
-//     depth block, so every element of C is written once per block, with its
+//   - The micro-kernel keeps a 12 x 32 tile of C in 24 zmm registers (6 x 16
+//     in 12 ymm on AVX2) over the depth block, so every element of C is written once per block, with its
 //     start value (and for ReLU's codes b_enc and the clamp at zero) after
 //     the last.
 // Each element of C is one chain of FMAs over k in order, then + start: the
@@ -41,12 +46,22 @@
 #include "buffers.hpp"
 #include "parallel.hpp"
 
-#if defined(__AVX512F__) && !defined(SAE_NO_GEMM_KERNEL) && !defined(SAE_NO_ENCODER_KERNEL)
-#include <immintrin.h>
-/// Defined when float products have sae's own AVX-512 kernel. Define
-/// SAE_NO_GEMM_KERNEL (or its older name, SAE_NO_ENCODER_KERNEL) to use
-/// Eigen's (or the BLAS's) GEMM instead.
+/// SAE_GEMM_KERNEL is defined when float products have sae's own kernel, for
+/// AVX-512 or for AVX2 with FMA (SAE_GEMM_KERNEL_AVX512 or _AVX2 says which).
+/// Define SAE_NO_GEMM_KERNEL (or its older name, SAE_NO_ENCODER_KERNEL) to
+/// use Eigen's (or the BLAS's) GEMM instead.
+#if !defined(SAE_NO_GEMM_KERNEL) && !defined(SAE_NO_ENCODER_KERNEL)
+#if defined(__AVX512F__)
 #define SAE_GEMM_KERNEL 1
+#define SAE_GEMM_KERNEL_AVX512 1
+#elif defined(__AVX2__) && defined(__FMA__)
+#define SAE_GEMM_KERNEL 1
+#define SAE_GEMM_KERNEL_AVX2 1
+#endif
+#endif
+
+#if defined(SAE_GEMM_KERNEL)
+#include <immintrin.h>
 #endif
 
 namespace sae {
@@ -56,8 +71,111 @@ namespace detail {
 
 namespace gemm {
 
+#if defined(SAE_GEMM_KERNEL_AVX512)
+/// One register of floats and what the kernel does with it: AVX-512.
+struct Simd {
+  using Vec = __m512;
+  using Mask = __mmask16;  ///< which lanes a partial load or store touches
+  static constexpr int width = 16;
+
+  /// The first n lanes (none for n <= 0, all for n >= width).
+  static Mask first(int n) { return static_cast<Mask>(n >= 16 ? 0xFFFFu : n <= 0 ? 0u : (1u << n) - 1u); }
+  static Vec zero() { return _mm512_setzero_ps(); }
+  static Vec broadcast(float x) { return _mm512_set1_ps(x); }
+  static Vec load_aligned(const float* p) { return _mm512_load_ps(p); }
+  static Vec load(const float* p) { return _mm512_loadu_ps(p); }
+  /// The masked lanes from p, zeros elsewhere; lanes outside the mask are not read.
+  static Vec load(Mask m, const float* p) { return _mm512_maskz_loadu_ps(m, p); }
+  static void store_aligned(float* p, Vec v) { _mm512_store_ps(p, v); }
+  static void store(float* p, Vec v) { _mm512_storeu_ps(p, v); }
+  static void store(float* p, Mask m, Vec v) { _mm512_mask_storeu_ps(p, m, v); }
+  static Vec fmadd(Vec a, Vec b, Vec c) { return _mm512_fmadd_ps(a, b, c); }
+  static Vec add(Vec a, Vec b) { return _mm512_add_ps(a, b); }
+  /// max(0, c) with c second: a NaN passes through, as in Eigen's cwiseMax.
+  static Vec relu(Vec c) { return _mm512_max_ps(_mm512_setzero_ps(), c); }
+
+  /// r[i] = column i of the 16 x 16 block whose rows were r[0..15]: four rounds
+  /// of shuffles, each pairing registers at twice the distance of the last.
+  static void transpose(Vec r[16]) {
+    Vec t[16];
+    for (int i = 0; i < 16; i += 2) {
+      t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+      t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4)
+      for (int j = 0; j < 2; ++j) {
+        const __m512d a = _mm512_castps_pd(t[i + j]), b = _mm512_castps_pd(t[i + j + 2]);
+        r[i + 2 * j] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
+        r[i + 2 * j + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
+      }
+    for (int i = 0; i < 16; i += 8)
+      for (int j = 0; j < 4; ++j) {
+        t[i + j] = _mm512_shuffle_f32x4(r[i + j], r[i + j + 4], 0x88);
+        t[i + j + 4] = _mm512_shuffle_f32x4(r[i + j], r[i + j + 4], 0xDD);
+      }
+    for (int j = 0; j < 8; ++j) {
+      r[j] = _mm512_shuffle_f32x4(t[j], t[j + 8], 0x88);
+      r[j + 8] = _mm512_shuffle_f32x4(t[j], t[j + 8], 0xDD);
+    }
+  }
+};
+
 inline constexpr int tile_tokens = 12;   ///< rows of C per micro-kernel call (broadcasts)
-inline constexpr int tile_latents = 32;  ///< columns of C per call (two zmm registers)
+#else
+/// One register of floats and what the kernel does with it: AVX2 with FMA.
+/// Partial loads and stores use vmaskmovps, which, like AVX-512's masks,
+/// neither reads nor writes the lanes outside the mask.
+struct Simd {
+  using Vec = __m256;
+  using Mask = __m256i;  ///< which lanes a partial load or store touches (all bits set)
+  static constexpr int width = 8;
+
+  /// The first n lanes (none for n <= 0, all for n >= width).
+  static Mask first(int n) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  }
+  static Vec zero() { return _mm256_setzero_ps(); }
+  static Vec broadcast(float x) { return _mm256_set1_ps(x); }
+  static Vec load_aligned(const float* p) { return _mm256_load_ps(p); }
+  static Vec load(const float* p) { return _mm256_loadu_ps(p); }
+  static Vec load(Mask m, const float* p) { return _mm256_maskload_ps(p, m); }
+  static void store_aligned(float* p, Vec v) { _mm256_store_ps(p, v); }
+  static void store(float* p, Vec v) { _mm256_storeu_ps(p, v); }
+  static void store(float* p, Mask m, Vec v) { _mm256_maskstore_ps(p, m, v); }
+  static Vec fmadd(Vec a, Vec b, Vec c) { return _mm256_fmadd_ps(a, b, c); }
+  static Vec add(Vec a, Vec b) { return _mm256_add_ps(a, b); }
+  static Vec relu(Vec c) { return _mm256_max_ps(_mm256_setzero_ps(), c); }
+
+  /// r[i] = column i of the 8 x 8 block whose rows were r[0..7]: pairs of
+  /// floats, then of doubles, then the 128-bit halves.
+  static void transpose(Vec r[8]) {
+    Vec t[8];
+    for (int i = 0; i < 8; i += 2) {
+      t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+      t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 8; i += 4)
+      for (int j = 0; j < 2; ++j) {
+        const __m256d a = _mm256_castps_pd(t[i + j]), b = _mm256_castps_pd(t[i + j + 2]);
+        r[i + 2 * j] = _mm256_castpd_ps(_mm256_unpacklo_pd(a, b));
+        r[i + 2 * j + 1] = _mm256_castpd_ps(_mm256_unpackhi_pd(a, b));
+      }
+    for (int j = 0; j < 4; ++j) {
+      t[j] = _mm256_permute2f128_ps(r[j], r[j + 4], 0x20);
+      t[j + 4] = _mm256_permute2f128_ps(r[j], r[j + 4], 0x31);
+    }
+    for (int j = 0; j < 8; ++j) r[j] = t[j];
+  }
+};
+
+inline constexpr int tile_tokens = 6;  ///< rows of C per micro-kernel call (broadcasts)
+#endif
+using Vec = Simd::Vec;
+using Mask = Simd::Mask;
+inline constexpr int lanes = Simd::width;
+inline constexpr int tile_latents = 2 * lanes;  ///< columns of C per call (two registers)
+static_assert(tile_tokens <= lanes, "a token panel's k-step is one partial register");
+
 inline constexpr Index max_depth_block = 1024;  ///< inputs per pass over a tile
 inline constexpr Index latent_block_bytes = Index(3) << 20;  ///< packed W per thread: a share of L3
 inline constexpr Index token_group_bytes = Index(512) << 10;  ///< packed X per sweep: half of L2
@@ -99,116 +217,89 @@ inline float* aligned_buffer(std::vector<float>& storage, Index n) {
   return reinterpret_cast<float*>((address + 63) & ~std::uintptr_t(63));
 }
 
-inline __mmask16 lanes(int n) { return static_cast<__mmask16>(n >= 16 ? 0xFFFFu : n <= 0 ? 0u : (1u << n) - 1u); }
-
-/// C tile (rows x cols of at most 12 x 32, row stride ldc) = (accumulate ? C : 0)
+/// C tile (rows x cols of at most tile_tokens x tile_latents, row stride ldc) = (accumulate ? C : 0)
 /// + Σ_k x_k w_kᵀ over `depth` packed steps, then the epilogue (at this
 /// tile's first column) after the last depth block.
 inline void micro_kernel(Index depth, const float* x_panel, const float* w_panel, bool accumulate,
                          const Epilogue& epilogue, float* c_tile, Index ldc, int rows, int cols) {
   const bool full = rows == tile_tokens && cols == tile_latents;
-  const __mmask16 mask0 = lanes(cols), mask1 = lanes(cols - 16);
-  __m512 c[tile_tokens][2];
+  const Mask mask0 = Simd::first(cols), mask1 = Simd::first(cols - lanes);
+  Vec c[tile_tokens][2];
 #pragma GCC unroll 12
   for (int i = 0; i < tile_tokens; ++i) {
     if (accumulate && i < rows) {
-      c[i][0] = _mm512_maskz_loadu_ps(mask0, c_tile + i * ldc);
-      c[i][1] = _mm512_maskz_loadu_ps(mask1, c_tile + i * ldc + 16);
+      c[i][0] = Simd::load(mask0, c_tile + i * ldc);
+      c[i][1] = Simd::load(mask1, c_tile + i * ldc + lanes);
     } else {
-      c[i][0] = _mm512_setzero_ps();
-      c[i][1] = _mm512_setzero_ps();
+      c[i][0] = Simd::zero();
+      c[i][1] = Simd::zero();
     }
   }
 #pragma GCC unroll 2
   for (Index k = 0; k < depth; ++k) {
-    const __m512 w0 = _mm512_load_ps(w_panel + k * tile_latents);
-    const __m512 w1 = _mm512_load_ps(w_panel + k * tile_latents + 16);
+    const Vec w0 = Simd::load_aligned(w_panel + k * tile_latents);
+    const Vec w1 = Simd::load_aligned(w_panel + k * tile_latents + lanes);
 #pragma GCC unroll 12
     for (int i = 0; i < tile_tokens; ++i) {
-      const __m512 x = _mm512_set1_ps(x_panel[k * tile_tokens + i]);
-      c[i][0] = _mm512_fmadd_ps(x, w0, c[i][0]);
-      c[i][1] = _mm512_fmadd_ps(x, w1, c[i][1]);
+      const Vec x = Simd::broadcast(x_panel[k * tile_tokens + i]);
+      c[i][0] = Simd::fmadd(x, w0, c[i][0]);
+      c[i][1] = Simd::fmadd(x, w1, c[i][1]);
     }
   }
   for (const float* row : {epilogue.start, epilogue.bias}) {
     if (!row) continue;
-    const __m512 s0 = _mm512_maskz_loadu_ps(mask0, row), s1 = _mm512_maskz_loadu_ps(mask1, row + 16);
+    const Vec s0 = Simd::load(mask0, row), s1 = Simd::load(mask1, row + lanes);
 #pragma GCC unroll 12
     for (int i = 0; i < tile_tokens; ++i) {
-      c[i][0] = _mm512_add_ps(c[i][0], s0);
-      c[i][1] = _mm512_add_ps(c[i][1], s1);
+      c[i][0] = Simd::add(c[i][0], s0);
+      c[i][1] = Simd::add(c[i][1], s1);
     }
   }
   if (epilogue.relu) {
 #pragma GCC unroll 12
     for (int i = 0; i < tile_tokens; ++i) {
-      // max(0, c) with c second: a NaN passes through, as in Eigen's cwiseMax.
-      c[i][0] = _mm512_max_ps(_mm512_setzero_ps(), c[i][0]);
-      c[i][1] = _mm512_max_ps(_mm512_setzero_ps(), c[i][1]);
+      c[i][0] = Simd::relu(c[i][0]);
+      c[i][1] = Simd::relu(c[i][1]);
     }
   }
   if (full) {
 #pragma GCC unroll 12
     for (int i = 0; i < tile_tokens; ++i) {
-      _mm512_storeu_ps(c_tile + i * ldc, c[i][0]);
-      _mm512_storeu_ps(c_tile + i * ldc + 16, c[i][1]);
+      Simd::store(c_tile + i * ldc, c[i][0]);
+      Simd::store(c_tile + i * ldc + lanes, c[i][1]);
     }
   } else {
     for (int i = 0; i < rows; ++i) {
-      _mm512_mask_storeu_ps(c_tile + i * ldc, mask0, c[i][0]);
-      _mm512_mask_storeu_ps(c_tile + i * ldc + 16, mask1, c[i][1]);
+      Simd::store(c_tile + i * ldc, mask0, c[i][0]);
+      Simd::store(c_tile + i * ldc + lanes, mask1, c[i][1]);
     }
   }
 }
 
-/// r[i] = column i of the 16 x 16 block whose rows were r[0..15]: four rounds
-/// of shuffles, each pairing registers at twice the distance of the last.
-inline void transpose_16x16(__m512 r[16]) {
-  __m512 t[16];
-  for (int i = 0; i < 16; i += 2) {
-    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
-    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
-  }
-  for (int i = 0; i < 16; i += 4)
-    for (int j = 0; j < 2; ++j) {
-      const __m512d a = _mm512_castps_pd(t[i + j]), b = _mm512_castps_pd(t[i + j + 2]);
-      r[i + 2 * j] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
-      r[i + 2 * j + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
-    }
-  for (int i = 0; i < 16; i += 8)
-    for (int j = 0; j < 4; ++j) {
-      t[i + j] = _mm512_shuffle_f32x4(r[i + j], r[i + j + 4], 0x88);
-      t[i + j + 4] = _mm512_shuffle_f32x4(r[i + j], r[i + j + 4], 0xDD);
-    }
-  for (int j = 0; j < 8; ++j) {
-    r[j] = _mm512_shuffle_f32x4(t[j], t[j + 8], 0x88);
-    r[j + 8] = _mm512_shuffle_f32x4(t[j], t[j + 8], 0xDD);
-  }
-}
-
-/// Tokens [t0, t0 + 12) of X, inputs [k0, k0 + depth), k-major (12 floats
-/// per input) into `panel`; tokens past B are zeros. Column-major X has each
-/// input's tokens side by side (a copy); row-major X moves 16-input steps of
-/// the 12 rows through a register transpose.
+/// Tokens [t0, t0 + tile_tokens) of X, inputs [k0, k0 + depth), k-major
+/// (tile_tokens floats per input) into `panel`; tokens past B are zeros.
+/// Column-major X has each input's tokens side by side (a copy); row-major X
+/// moves steps of `lanes` inputs of the tile's rows through a register
+/// transpose.
 inline void pack_token_panel(StridedMatrix X, Index B, Index t0, Index k0, Index depth, float* panel) {
   const int valid = static_cast<int>(std::min<Index>(tile_tokens, B - t0));
-  const __mmask16 panel_lanes = lanes(tile_tokens);
+  const Mask panel_lanes = Simd::first(tile_tokens);
   if (!X.row_major()) {
-    const __mmask16 mask = lanes(valid);
+    const Mask mask = Simd::first(valid);
     for (Index k = 0; k < depth; ++k)
-      _mm512_mask_storeu_ps(panel + k * tile_tokens, panel_lanes, _mm512_maskz_loadu_ps(mask, X.at(t0, k0 + k)));
+      Simd::store(panel + k * tile_tokens, panel_lanes, Simd::load(mask, X.at(t0, k0 + k)));
     return;
   }
   const float* rows[tile_tokens];
   for (int i = 0; i < valid; ++i) rows[i] = X.at(t0 + i, k0);
   Index k = 0;
   if (valid == tile_tokens) {
-    for (; k + 16 <= depth; k += 16) {
-      __m512 block[16];
-      for (int i = 0; i < tile_tokens; ++i) block[i] = _mm512_loadu_ps(rows[i] + k);
-      for (int i = tile_tokens; i < 16; ++i) block[i] = _mm512_setzero_ps();
-      transpose_16x16(block);
-      for (int i = 0; i < 16; ++i) _mm512_mask_storeu_ps(panel + (k + i) * tile_tokens, panel_lanes, block[i]);
+    for (; k + lanes <= depth; k += lanes) {
+      Vec block[lanes];
+      for (int i = 0; i < tile_tokens; ++i) block[i] = Simd::load(rows[i] + k);
+      for (int i = tile_tokens; i < lanes; ++i) block[i] = Simd::zero();
+      Simd::transpose(block);
+      for (int i = 0; i < lanes; ++i) Simd::store(panel + (k + i) * tile_tokens, panel_lanes, block[i]);
     }
   }
   for (; k < depth; ++k) {
@@ -218,19 +309,20 @@ inline void pack_token_panel(StridedMatrix X, Index B, Index t0, Index k0, Index
   }
 }
 
-/// Latents [f0, f0 + 32) of W, inputs [k0, k0 + depth), k-major (32 floats
-/// per input) into the 64-byte aligned `panel`; latents past F are zeros.
-/// Row-major W has each input's latents side by side (a copy); column-major
-/// W (W_enc; W_decᵀ) moves 16 x 16 blocks through registers, and the last
-/// inputs of a whole panel, or any of a partial one, go one float at a time.
+/// Latents [f0, f0 + tile_latents) of W, inputs [k0, k0 + depth), k-major
+/// (tile_latents floats per input) into the 64-byte aligned `panel`; latents
+/// past F are zeros. Row-major W has each input's latents side by side (a
+/// copy); column-major W (W_enc; W_decᵀ) moves lanes x lanes blocks through
+/// registers, and the last inputs of a whole panel, or any of a partial one,
+/// go one float at a time.
 inline void pack_latent_panel(StridedMatrix W, Index F, Index f0, Index k0, Index depth, float* panel) {
   const int valid = static_cast<int>(std::min<Index>(tile_latents, F - f0));
   if (W.row_major()) {
-    const __mmask16 mask0 = lanes(valid), mask1 = lanes(valid - 16);
+    const Mask mask0 = Simd::first(valid), mask1 = Simd::first(valid - lanes);
     for (Index k = 0; k < depth; ++k) {
       const float* in = W.at(k0 + k, f0);
-      _mm512_store_ps(panel + k * tile_latents, _mm512_maskz_loadu_ps(mask0, in));
-      _mm512_store_ps(panel + k * tile_latents + 16, _mm512_maskz_loadu_ps(mask1, in + 16));
+      Simd::store_aligned(panel + k * tile_latents, Simd::load(mask0, in));
+      Simd::store_aligned(panel + k * tile_latents + lanes, Simd::load(mask1, in + lanes));
     }
     return;
   }
@@ -238,12 +330,12 @@ inline void pack_latent_panel(StridedMatrix W, Index F, Index f0, Index k0, Inde
   for (int j = 0; j < valid; ++j) columns[j] = W.at(k0, f0 + j);
   Index k = 0;
   if (valid == tile_latents) {
-    for (; k + 16 <= depth; k += 16)
+    for (; k + lanes <= depth; k += lanes)
       for (int half = 0; half < 2; ++half) {
-        __m512 block[16];
-        for (int j = 0; j < 16; ++j) block[j] = _mm512_loadu_ps(columns[16 * half + j] + k);
-        transpose_16x16(block);
-        for (int i = 0; i < 16; ++i) _mm512_store_ps(panel + (k + i) * tile_latents + 16 * half, block[i]);
+        Vec block[lanes];
+        for (int j = 0; j < lanes; ++j) block[j] = Simd::load(columns[lanes * half + j] + k);
+        Simd::transpose(block);
+        for (int i = 0; i < lanes; ++i) Simd::store_aligned(panel + (k + i) * tile_latents + lanes * half, block[i]);
       }
   }
   for (; k < depth; ++k) {
