@@ -25,9 +25,9 @@
 //     operand (W's latents into a share of L3, or X's tokens into half of L2)
 //     and sweeps the shared panels over it.
 //   - The micro-kernel keeps a 12 x 32 tile of C in 24 zmm registers (6 x 16
-//     in 12 ymm on AVX2) over the depth block, so every element of C is written once per block, with its
-//     start value (and for ReLU's codes b_enc and the clamp at zero) after
-//     the last.
+//     in 12 ymm on AVX2) over the depth block, so every element of C is
+//     written once per block, with its start value (and for ReLU's codes
+//     b_enc and the clamp at zero) after the last.
 // Each element of C is one chain of FMAs over k in order, then + start: the
 // same bits for any thread count and any blocking of tokens and latents (the
 // depth blocking depends on D alone, and a block reloads the running sum).
@@ -227,7 +227,10 @@ inline void micro_kernel(Index depth, const float* x_panel, const float* w_panel
   Vec c[tile_tokens][2];
 #pragma GCC unroll 12
   for (int i = 0; i < tile_tokens; ++i) {
-    if (accumulate && i < rows) {
+    if (accumulate && full) {
+      c[i][0] = Simd::load(c_tile + i * ldc);
+      c[i][1] = Simd::load(c_tile + i * ldc + lanes);
+    } else if (accumulate && i < rows) {
       c[i][0] = Simd::load(mask0, c_tile + i * ldc);
       c[i][1] = Simd::load(mask1, c_tile + i * ldc + lanes);
     } else {
@@ -284,10 +287,21 @@ inline void micro_kernel(Index depth, const float* x_panel, const float* w_panel
 inline void pack_token_panel(StridedMatrix X, Index B, Index t0, Index k0, Index depth, float* panel) {
   const int valid = static_cast<int>(std::min<Index>(tile_tokens, B - t0));
   const Mask panel_lanes = Simd::first(tile_tokens);
+  // A k-step is tile_tokens floats, less than a register. Each but the
+  // panel's last is stored as a whole register, whose extra lanes the next
+  // step's store overwrites: AVX2's masked store (vmaskmovps) is slow, many
+  // cycles each on AMD's cores. The last stays inside the panel.
+  const auto put = [&](Index k, Vec v) {
+    if (k + 1 < depth)
+      Simd::store(panel + k * tile_tokens, v);
+    else
+      Simd::store(panel + k * tile_tokens, panel_lanes, v);
+  };
   if (!X.row_major()) {
+    // Whole registers where the column has a register's tokens from t0.
+    const bool whole = t0 + lanes <= B;
     const Mask mask = Simd::first(valid);
-    for (Index k = 0; k < depth; ++k)
-      Simd::store(panel + k * tile_tokens, panel_lanes, Simd::load(mask, X.at(t0, k0 + k)));
+    for (Index k = 0; k < depth; ++k) put(k, whole ? Simd::load(X.at(t0, k0 + k)) : Simd::load(mask, X.at(t0, k0 + k)));
     return;
   }
   const float* rows[tile_tokens];
@@ -299,7 +313,7 @@ inline void pack_token_panel(StridedMatrix X, Index B, Index t0, Index k0, Index
       for (int i = 0; i < tile_tokens; ++i) block[i] = Simd::load(rows[i] + k);
       for (int i = tile_tokens; i < lanes; ++i) block[i] = Simd::zero();
       Simd::transpose(block);
-      for (int i = 0; i < lanes; ++i) Simd::store(panel + (k + i) * tile_tokens, panel_lanes, block[i]);
+      for (int i = 0; i < lanes; ++i) put(k + i, block[i]);
     }
   }
   for (; k < depth; ++k) {
@@ -319,10 +333,12 @@ inline void pack_latent_panel(StridedMatrix W, Index F, Index f0, Index k0, Inde
   const int valid = static_cast<int>(std::min<Index>(tile_latents, F - f0));
   if (W.row_major()) {
     const Mask mask0 = Simd::first(valid), mask1 = Simd::first(valid - lanes);
+    const bool whole = valid == tile_latents;
     for (Index k = 0; k < depth; ++k) {
       const float* in = W.at(k0 + k, f0);
-      Simd::store_aligned(panel + k * tile_latents, Simd::load(mask0, in));
-      Simd::store_aligned(panel + k * tile_latents + lanes, Simd::load(mask1, in + lanes));
+      float* out = panel + k * tile_latents;
+      Simd::store_aligned(out, whole ? Simd::load(in) : Simd::load(mask0, in));
+      Simd::store_aligned(out + lanes, whole ? Simd::load(in + lanes) : Simd::load(mask1, in + lanes));
     }
     return;
   }
