@@ -615,12 +615,15 @@ class NpyFileSource final : public ActivationSource<Scalar> {
   /// Reads blocks block_order_[first, first + count) into the buffer, then
   /// draws its serving order from the generator (saved first, for state()).
   void load_and_permute(Index first, Index count) {
+    // The blocks of a refill the read-ahead planned and asked for all of need
+    // no second advice (after a restore nothing was planned).
+    const bool advised = !next_blocks_.empty() && next_blocks_advised_ == next_blocks_.size();
     Index fill = 0;
     for (Index b = first; b < first + count; ++b) {
       const Index block = block_order_[static_cast<std::size_t>(b)];
       const Index begin = block * block_rows_;
       const Index size = block_size(block);
-      read_rows(begin, size, fill);
+      read_rows(begin, size, fill, !advised);
       fill += size;
     }
     buffer_first_block_ = first;
@@ -677,11 +680,12 @@ class NpyFileSource final : public ActivationSource<Scalar> {
     }
   }
 
-  /// Converts global rows [begin, begin + count) into buffer rows from `to`.
-  void read_rows(Index begin, Index count, Index to) {
+  /// Converts global rows [begin, begin + count) into buffer rows from `to`,
+  /// first asking the kernel for them when `advise`.
+  void read_rows(Index begin, Index count, Index to, bool advise) {
     for_each_file_piece(begin, count, [&](std::size_t file, std::size_t offset, std::size_t length, Index rows) {
       const detail::MappedFile& mapped = files_[file];
-      mapped.will_need(offset, length);
+      if (advise) mapped.will_need(offset, length);
       detail::decode_npy_data(headers_[file], mapped.data() + offset, rows, dim_, buffer_.data() + to * dim_,
                               mapped.path());
       mapped.dont_need(offset, length);
