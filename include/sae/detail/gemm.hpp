@@ -4,12 +4,12 @@
 //
 // A dense training step is five GEMMs (encode, decode, and the decoder, code
 // and encoder gradients), a sparse one keeps only the encoder's, and
-// inference is that one too. Eigen 3.4's own GEMM reaches about half of an
-// AVX-512 core's FMA peak on them, and less than OpenBLAS on AVX2; this
-// kernel runs at OpenBLAS's speed (80-84% of the peak on Zen 5; README,
-// "Speed against PyTorch") and does not depend on which kernels OpenBLAS
-// picks. The two instruction sets share every line but the few in Simd
-// below: register width (16 or 8 floats), and so the tile, 12 x 32 or 6 x 16.
+// inference is that one too. Eigen 3.4's own GEMM reaches about half of the
+// cores' FMA peak on them (AVX-512 on Zen 5, AVX2 on Zen 3); this kernel runs
+// at OpenBLAS's speed (80-87% of the peak on both; README, "Speed against
+// PyTorch") and does not depend on which kernels OpenBLAS picks. The two
+// instruction sets share every line but the few in Simd below: register
+// width (16 or 8 floats), and so the tile, 12 x 32 or 6 x 16.
 // It is the textbook blocked GEMM
 // (Goto and van de Geijn, "Anatomy of high-performance matrix
 // multiplication", 2008), in the words of the encoder: C (B x F, row-major:
