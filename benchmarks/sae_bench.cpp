@@ -204,11 +204,8 @@ struct RunResult {
   double page_faults_per_step = 0;  // minor faults over the timed steps, per step
 };
 
-using Clock = std::chrono::steady_clock;
-
-double milliseconds_since(Clock::time_point start) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
-}
+using sae_bench::Clock;
+using sae_bench::milliseconds_since;
 
 void print_step(const Options& o, long long i, double ms, const sae::LossReport* report) {
   const bool warm_up = i < o.warmup;

@@ -21,24 +21,22 @@
 #include <cstdio>
 #include <exception>
 #include <fstream>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include <unistd.h>
 
-#include <sae/core/random.hpp>
 #include <sae/io/npy.hpp>
 #include <sae/train/data_source.hpp>
 
 #include "command_line.hpp"
+#include "support.hpp"
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-double milliseconds_since(Clock::time_point start) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
-}
+using sae_bench::Clock;
+using sae_bench::milliseconds_since;
 
 /// Empties the page cache (Linux, root); false when that is not allowed.
 bool drop_page_cache() {
@@ -117,10 +115,8 @@ int main(int argc, char** argv) {
     if (write_rows > 0) {
       if (paths.size() != 1) throw std::invalid_argument("--write writes one --data file, not " +
                                                         std::to_string(paths.size()));
-      sae::Rng rng(7);
-      sae::Batch<float> noise(static_cast<sae::Index>(write_rows), static_cast<sae::Index>(dim));
-      for (sae::Index i = 0; i < noise.size(); ++i) noise.data()[i] = static_cast<float>(rng.normal());
-      sae::save_npy(paths[0], noise);
+      sae::save_npy(paths[0], sae_bench::standard_normal_batch(static_cast<sae::Index>(write_rows),
+                                                               static_cast<sae::Index>(dim), 7));
     }
     if (drop_caches && !drop_page_cache())
       throw std::runtime_error("--drop-caches: cannot write /proc/sys/vm/drop_caches (Linux, as root)");

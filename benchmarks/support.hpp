@@ -1,10 +1,12 @@
 // benchmarks/support.hpp: what sae_bench and the Catch2 benchmarks share.
 //
 //   - batches of standard normals (the stand-in for real activations);
+//   - milliseconds on the steady clock;
 //   - making a fresh ReLU model's codes as sparse as a trained SAE's;
 //   - the names of the objectives' kernel choices (sae::Kernels).
 #pragma once
 
+#include <chrono>
 #include <cmath>
 #include <stdexcept>
 #include <string>
@@ -12,6 +14,13 @@
 #include <sae/sae.hpp>
 
 namespace sae_bench {
+
+using Clock = std::chrono::steady_clock;
+
+/// Milliseconds from `start` to now.
+inline double milliseconds_since(Clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+}
 
 /// Fills X with independent standard normals from `rng`.
 inline void fill_standard_normal(sae::Batch<float>& X, sae::Rng& rng) {
