@@ -2,7 +2,7 @@
 // builds with AVX-512 or AVX2 and FMA run on sae's own kernel (detail/gemm.hpp) when the result
 // has 16 rows and columns or more: the encoder product H = 1 startᵀ + X W_enc
 // (detail::start_rows_then_add_product, and with b_enc and ReLU's clamp,
-// kernel_relu_codes), and decode, the code gradient and
+// kernel_relu_codes and the L1 objective's relu_of_pre_activations), and decode, the code gradient and
 // the decoder and encoder gradients (detail::product_into), with operands and
 // results row- or column-major. Built into sae_tests (Eigen's GEMM
 // underneath) and into sae.gemm_kernel (-mavx512f -mfma) and
@@ -133,6 +133,26 @@ TEST_CASE("A float ReLU model's codes are its encoder product then ReLU's pass, 
   REQUIRE((codes.array() > 0).any());
   REQUIRE((codes.array() == 0).any());
   CHECK(codes == expected);
+}
+
+TEST_CASE("The L1 objective's codes are its pre-activations then a pass of cwiseMax, bit for bit", "[gemm-kernel]") {
+  // On the kernel the clamp runs in the product's epilogue, and the row pass
+  // after it only sums and counts the codes.
+  const bool centred = GENERATE(false, true);
+  sae::SparseAutoEncoder<float> model(40, 70, sae::ReLU{}, sae::Init::LinearDefault, 21);
+  model.apply_b_dec_to_input() = centred;
+  model.params().b_enc = sae_test::normal_batch<float>(70, 1, 22) * 0.1f;
+  model.params().b_dec = sae_test::normal_batch<float>(40, 1, 23) * 0.1f;
+  const RowBatch X = sae_test::normal_batch<float>(50, 40, 24);
+  sae::LossWorkspace<float> expected;
+  sae::detail::pre_activations(model, X, expected);
+  const RowBatch clamped = expected.codes.cwiseMax(0.0f);
+  REQUIRE((clamped.array() > 0).any());
+  REQUIRE((clamped.array() == 0).any());
+  sae::LossWorkspace<float> ws;
+  const auto report = sae::L1Objective<float>{1e-3f}.evaluate(model, X, ws);
+  CHECK(ws.codes == clamped);
+  CHECK(report.l0 == double((clamped.array() > 0).count()) / 50);
 }
 
 TEST_CASE("The encoder product reads strided rows and reuses its output", "[gemm-kernel]") {

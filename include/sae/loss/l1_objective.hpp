@@ -88,14 +88,15 @@ struct L1Objective {
 
     const auto& p = model.params();
     const Index batch = X.rows(), dict = model.dict_size();
-    // The pre-activations, then one pass per row applies the ReLU
-    // (ReLU::encode_in_place's rule: output > 0 is the mask) and counts and
-    // sums the codes while the row is in cache.
-    detail::pre_activations(model, X, ws);
+    // The codes (the ReLU in the GEMM's epilogue, or in the pass below
+    // without the kernel; ReLU::encode_in_place's rule: output > 0 is the
+    // mask), then one pass per row sums and counts them while the row is in
+    // cache.
+    const bool clamped = detail::relu_of_pre_activations(model, X, ws);
     ws.row_sums.resize(batch);
     const Index nonzeros = ws.active.count_rows(batch, dict, [&](Index b) {
       auto row = ws.codes.row(b);
-      row = row.cwiseMax(Scalar(0));
+      if (!clamped) row = row.cwiseMax(Scalar(0));
       ws.row_sums(b) = row.sum();
       return static_cast<Index>((row.array() > Scalar(0)).count());
     });

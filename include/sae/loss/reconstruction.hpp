@@ -12,6 +12,7 @@
 
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
 #include "../config.hpp"
 #include "../detail/parallel.hpp"
@@ -73,16 +74,39 @@ const typename Model::Scalar* encoder_input_shift(const Model& model) {
   return model.apply_b_dec_to_input() ? model.params().b_dec.data() : nullptr;
 }
 
-/// P = A W_enc + 1 b_encᵀ, the pre-activations, into ws.codes: that is
-/// X W_enc + 1 cᵀ with c = b_enc − W_encᵀ b_dec (b_dec's path through A
-/// folded into the bias, kept in ws.encoder_bias). The rows start as c, so no
-/// pass over the B x F result adds the biases after the GEMM.
-template <typename Model, typename DerivedX, typename Scalar>
-void pre_activations(const Model& model, const Eigen::MatrixBase<DerivedX>& X, LossWorkspace<Scalar>& ws) {
+/// c = b_enc − W_encᵀ b_dec into ws.encoder_bias (b_enc for a model that
+/// does not centre its input): b_dec's path through A = X − 1 b_decᵀ folded
+/// into the bias, so that the pre-activations are X W_enc + 1 cᵀ.
+template <typename Model, typename Scalar>
+void fold_encoder_bias(const Model& model, LossWorkspace<Scalar>& ws) {
   const auto& p = model.params();
   ws.encoder_bias = p.b_enc;
   if (model.apply_b_dec_to_input()) ws.encoder_bias.noalias() -= p.W_enc.transpose() * p.b_dec;
-  start_rows_then_add_product(ws.encoder_bias.transpose(), X, p.W_enc, ws.codes);
+}
+
+/// P = A W_enc + 1 b_encᵀ, the pre-activations, into ws.codes, as X W_enc +
+/// 1 cᵀ (fold_encoder_bias). The rows start as c, so no pass over the B x F
+/// result adds the biases after the GEMM.
+template <typename Model, typename DerivedX, typename Scalar>
+void pre_activations(const Model& model, const Eigen::MatrixBase<DerivedX>& X, LossWorkspace<Scalar>& ws) {
+  fold_encoder_bias(model, ws);
+  start_rows_then_add_product(ws.encoder_bias.transpose(), X, model.params().W_enc, ws.codes);
+}
+
+/// ReLU's codes max(0, P) into ws.codes when the GEMM kernel applies, the
+/// clamp in the kernel's epilogue (the same bits as pre_activations and then
+/// a pass of cwiseMax(0), without writing the B x F codes twice), and true;
+/// otherwise P itself, as pre_activations leaves it, and false.
+template <typename Model, typename DerivedX, typename Scalar>
+bool relu_of_pre_activations(const Model& model, const Eigen::MatrixBase<DerivedX>& X, LossWorkspace<Scalar>& ws) {
+  fold_encoder_bias(model, ws);
+  const auto& W_enc = model.params().W_enc;
+  ws.codes.resize(X.rows(), W_enc.cols());
+  if constexpr (std::is_same<Scalar, float>::value) {  // the kernel's products are float
+    if (gemm_kernel_product(X.derived(), W_enc, ws.codes, /*relu=*/true, ws.encoder_bias.data())) return true;
+  }
+  start_rows_then_add_product(ws.encoder_bias.transpose(), X, W_enc, ws.codes);
+  return false;
 }
 
 /// ∇W_enc from a dense G_H (B x F): Xᵀ G_H, plus the centring correction.
