@@ -46,6 +46,7 @@
 #include <stdexcept>
 #include <string>
 #include <type_traits>
+#include <vector>
 
 #include "../config.hpp"
 #include "../core/gated.hpp"
@@ -95,18 +96,12 @@ struct GatedObjective {
     // The codes (as Gated::encode_in_place computes them) and the gate path's ReLU(π_gate).
     ws.codes.resize(batch, dict);
     ws.code_gradient.resize(batch, dict);
-    Index firing = 0;
-    for (Index b = 0; b < batch; ++b) {
-      for (Index f = 0; f < dict; ++f) {
-        const Scalar h = H(b, f);
-        const Scalar gate = h + p.b_enc(f);
-        const Scalar magnitude = h * scale(f) + p.b_mag(f);
-        const bool fires = gate > Scalar(0) && magnitude > Scalar(0);
-        ws.codes(b, f) = fires ? magnitude : Scalar(0);
-        ws.code_gradient(b, f) = gate > Scalar(0) ? gate : Scalar(0);
-        firing += fires;
-      }
-    }
+    Index firing = 0;  // a count: the same for any thread count
+    const Scalar *const b_enc = p.b_enc.data(), *const b_mag = p.b_mag.data(), *const scales = scale.data();
+    SAE_OMP(parallel for schedule(static) reduction(+ : firing) if (detail::worth_parallel(batch * dict)))
+    for (Index b = 0; b < batch; ++b)
+      firing += forward_row(dict, H.row(b).data(), b_enc, b_mag, scales, ws.codes.row(b).data(),
+                            ws.code_gradient.row(b).data());
 
     detail::product_into(ws.codes, p.W_dec, ws.error);
     detail::product_into(ws.code_gradient, p.W_dec, ws.auxiliary_error);
@@ -170,33 +165,25 @@ struct GatedObjective {
     grads.b_mag.setZero();
     grads.r_mag.setZero();
     // Each thread takes a slice of the latents down every row, so each
-    // latent's sums keep their row order whatever the thread count; through
-    // locals, not the lambda's captures (see for_column_slices).
+    // latent's sums keep their row order whatever the thread count; the rows
+    // go through backward_row's parameters, not the lambda's captures (see
+    // for_column_slices).
     detail::for_column_slices(dict, batch * dict, [&](Index begin, Index end) {
-      const Scalar slope = l1_slope;
-      const bool by_norm = weighting == L1Weighting::DecoderNorm;
-      const Scalar *const b_enc = p.b_enc.data(), *const b_mag = p.b_mag.data(), *const scales = scale.data();
-      const Scalar* const norms = by_norm ? ws.decoder_norms.data() : nullptr;
-      Scalar *const g_b_mag = grads.b_mag.data(), *const g_r_mag = grads.r_mag.data();
-      Scalar* const g_b_enc = grads.b_enc.data();
-      for (Index b = 0; b < batch; ++b) {
-        const Scalar* const h_row = H.row(b).data();
-        Scalar *const g_row = ws.code_gradient.row(b).data(), *const code_row = ws.codes.row(b).data();
-        for (Index f = begin; f < end; ++f) {
-          const Scalar h = h_row[f];
-          const bool gate_open = h + b_enc[f] > Scalar(0);
-          const Scalar magnitude = h * scales[f] + b_mag[f];
-          const bool fires = gate_open && magnitude > Scalar(0);
-          const Scalar g_mag = fires ? g_row[f] : Scalar(0);
-          Scalar g_gate = Scalar(0);
-          if (gate_open) g_gate = code_row[f] + (by_norm ? slope * norms[f] : slope);
-          g_b_mag[f] += g_mag;
-          g_r_mag[f] += g_mag * h;
-          g_b_enc[f] += g_gate;
-          g_row[f] = g_gate + g_mag * scales[f];
-          code_row[f] = fires ? magnitude : Scalar(0);
-        }
-      }
+      // The penalty's slope per latent, gathered first so that the row loop
+      // has no load that depends on the weighting.
+      thread_local std::vector<Scalar> slopes;
+      slopes.resize(static_cast<std::size_t>(end - begin));
+      for (Index f = begin; f < end; ++f)
+        slopes[static_cast<std::size_t>(f - begin)] =
+            weighting == L1Weighting::DecoderNorm ? l1_slope * ws.decoder_norms(f) : l1_slope;
+      const Scalar *const b_enc = p.b_enc.data() + begin, *const b_mag = p.b_mag.data() + begin,
+                          *const scales = scale.data() + begin;
+      Scalar *const g_b_mag = grads.b_mag.data() + begin, *const g_r_mag = grads.r_mag.data() + begin,
+                    *const g_b_enc = grads.b_enc.data() + begin;
+      for (Index b = 0; b < batch; ++b)
+        backward_row(end - begin, H.row(b).data() + begin, b_enc, b_mag, scales, slopes.data(),
+                     ws.code_gradient.row(b).data() + begin, ws.codes.row(b).data() + begin, g_b_mag, g_r_mag,
+                     g_b_enc);
     });
     grads.r_mag.array() *= scale.array();
 
@@ -207,6 +194,50 @@ struct GatedObjective {
   }
 
  private:
+  // One row of the forward pass over its n latents: the codes and ReLU(π_gate)
+  // from the pre-activations h; returns how many codes fire. A function of
+  // its own for the reason backward_row gives.
+  static Index forward_row(Index n, const Scalar* __restrict h_row, const Scalar* __restrict b_enc,
+                           const Scalar* __restrict b_mag, const Scalar* __restrict scales,
+                           Scalar* __restrict code_row, Scalar* __restrict gate_row) {
+    Index firing = 0;
+    for (Index f = 0; f < n; ++f) {
+      const Scalar h = h_row[f];
+      const Scalar gate = h + b_enc[f];
+      const Scalar magnitude = h * scales[f] + b_mag[f];
+      const bool fires = (gate > Scalar(0)) & (magnitude > Scalar(0));
+      code_row[f] = fires ? magnitude : Scalar(0);
+      gate_row[f] = gate > Scalar(0) ? gate : Scalar(0);
+      firing += fires;
+    }
+    return firing;
+  }
+
+  // One row's stretch of n latents of the backward pass: from the row's
+  // pre-activations h and the two code gradients (magnitude path in g, gate
+  // path in code), G_H into g and the codes back into code, and the latents'
+  // sums of G_πmag, G_πmag h and G_πgate. Its own function so that the
+  // pointers can be __restrict and every choice a select: so g++ 12
+  // vectorises it, which it did not as a lambda's loop with a branch (about
+  // 9% of a step at D = 768, F = 8192, B = 1024 then).
+  static void backward_row(Index n, const Scalar* __restrict h_row, const Scalar* __restrict b_enc,
+                           const Scalar* __restrict b_mag, const Scalar* __restrict scales,
+                           const Scalar* __restrict slopes, Scalar* __restrict g_row, Scalar* __restrict code_row,
+                           Scalar* __restrict g_b_mag, Scalar* __restrict g_r_mag, Scalar* __restrict g_b_enc) {
+    for (Index f = 0; f < n; ++f) {
+      const Scalar h = h_row[f];
+      const bool gate_open = h + b_enc[f] > Scalar(0);
+      const Scalar magnitude = h * scales[f] + b_mag[f];
+      const bool fires = gate_open & (magnitude > Scalar(0));
+      const Scalar g_mag = fires ? g_row[f] : Scalar(0);
+      const Scalar g_gate = gate_open ? code_row[f] + slopes[f] : Scalar(0);
+      g_b_mag[f] += g_mag;
+      g_r_mag[f] += g_mag * h;
+      g_b_enc[f] += g_gate;
+      g_row[f] = g_gate + g_mag * scales[f];
+      code_row[f] = fires ? magnitude : Scalar(0);
+    }
+  }
 };
 
 }  // namespace sae
