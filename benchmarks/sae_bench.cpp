@@ -1,6 +1,6 @@
 // benchmarks/sae_bench.cpp: end-to-end training (or encoding) steps at a given size.
 //
-//   sae_bench --d 768 --f 8192 --batch 1024 --arch relu|topk|gated [--k 32] --mode train|trainer|encode
+//   sae_bench --d 768 --f 8192 --batch 1024 --arch relu|topk|jumprelu|gated [--k 32] --mode train|trainer|encode
 //             [--steps 10] [--warmup 3] [--target-l0 L] [--l1 1e-3] [--lr 1e-3]
 //             [--threads T] [--kernels auto|dense|sparse] [--seed 0]
 //
@@ -20,6 +20,8 @@
 //   topk  TopK SAE (k codes per token), tied initialisation, b_dec subtracted
 //         from the input, TopKObjective with AuxK inactive (no dead latents at
 //         a fresh initialisation).
+//   jumprelu  JumpReLU SAE (θ 0.001), tied initialisation, JumpReLUObjective
+//         (λ = --l1 on L0, the straight-through θ gradient); always dense.
 //   gated  Gated SAE (gate and magnitude paths sharing W_enc), tied
 //         initialisation, GatedObjective (λ = --l1) with its auxiliary decode
 //         of the gate path; always the dense products.
@@ -74,10 +76,10 @@ const char* kUsage = R"(usage: sae_bench [options]
   --d D                input dimension (default 768)
   --f F                number of latents (default 8192)
   --batch B            rows per step (default 1024)
-  --arch NAME          relu (the seed) | topk | gated (default relu)
+  --arch NAME          relu (the seed) | topk | jumprelu | gated (default relu)
   --k K                topk: codes per token (default 32)
   --mode NAME          train: loss, gradient and Adam step | trainer: sae::Trainer's step with
-                       the architecture's recipe (relu: standard, topk: topk, gated: gated), which adds the
+                       the architecture's recipe (relu: standard, topk: topk, jumprelu, gated), which adds the
                        batch's copy, the decoder constraint, clipping and dead-latent counts;
                        --lr, --l1 and --kernels do not apply | encode: inference codes only
                        (default train)
@@ -134,8 +136,8 @@ Options parse(int argc, char** argv) {
     if (!ok) throw std::invalid_argument(message);
   };
   require(o.d > 0 && o.f > 0 && o.batch > 0, "--d, --f and --batch must be positive");
-  require(o.arch == "relu" || o.arch == "topk" || o.arch == "gated",
-          "--arch must be relu, topk or gated, got '" + o.arch + "'");
+  require(o.arch == "relu" || o.arch == "topk" || o.arch == "jumprelu" || o.arch == "gated",
+          "--arch must be relu, topk, jumprelu or gated, got '" + o.arch + "'");
   require(o.mode == "train" || o.mode == "trainer" || o.mode == "encode",
           "--mode must be train, trainer or encode, got '" + o.mode + "'");
   require(o.steps >= 1, "--steps must be at least 1");
@@ -149,8 +151,8 @@ Options parse(int argc, char** argv) {
     require(o.k >= 1 && o.k <= o.f, "--k must be in [1, F = " + std::to_string(o.f) + "]");
     require(!o.target_l0, "--target-l0 is for --arch relu (a TopK model fires k latents per token)");
   }
-  require(o.arch != "gated" || o.kernels == sae::Kernels::Automatic,
-          "--kernels is for --arch relu and topk (Gated's step is always dense)");
+  require(o.arch == "relu" || o.arch == "topk" || o.kernels == sae::Kernels::Automatic,
+          "--kernels is for --arch relu and topk (JumpReLU's and Gated's steps are always dense)");
   if (o.target_l0)
     require(*o.target_l0 > 0 && *o.target_l0 < static_cast<double>(o.f),
             "--target-l0 must be in (0, F = " + std::to_string(o.f) + ")");
@@ -265,7 +267,7 @@ RunResult run_training(Model& model, const Objective& objective, sae::Batch<floa
 // check, the recipe's decoder constraint and gradient clipping, its schedules
 // and the dead-latent counts. The recipe is the architecture's (relu:
 // standard, with resampling off so that every step does the same work; topk:
-// topk; gated: gated). The first warm-up step also prepares (b_dec, input scale).
+// topk; jumprelu and gated: their own). The first warm-up step also prepares (b_dec, input scale).
 template <typename Activation>
 RunResult run_trainer(const Activation& activation, sae::Recipe recipe, sae::Rng& data_rng, const Options& o) {
   sae::Batch<float> rows(8 * o.batch, o.d);
@@ -324,8 +326,15 @@ RunResult run_encoding(const Model& model, const sae::Batch<float>& X, const Opt
 RunResult run(const Options& o, sae::Batch<float>& X, sae::Rng& data_rng) {
   if (o.mode == "trainer") {
     if (o.arch == "gated") return run_trainer(sae::Gated{}, sae::Recipe::Gated, data_rng, o);
+    if (o.arch == "jumprelu") return run_trainer(sae::JumpReLU{}, sae::Recipe::JumpReLU, data_rng, o);
     return o.arch == "relu" ? run_trainer(sae::ReLU{}, sae::Recipe::Standard, data_rng, o)
                             : run_trainer(sae::TopK{o.k}, sae::Recipe::TopK, data_rng, o);
+  }
+  if (o.arch == "jumprelu") {
+    using JumpReLUModel = sae::SparseAutoEncoder<float, sae::Dynamic, sae::Dynamic, sae::JumpReLU>;
+    JumpReLUModel model(o.d, o.f, sae::JumpReLU{}, sae::Init::Tied, static_cast<std::uint64_t>(o.seed));
+    if (o.mode == "encode") return run_encoding(model, X, o);
+    return run_training(model, sae::JumpReLUObjective<float>{static_cast<float>(o.l1)}, X, data_rng, o);
   }
   if (o.arch == "gated") {
     using GatedModel = sae::SparseAutoEncoder<float, sae::Dynamic, sae::Dynamic, sae::Gated>;
