@@ -65,6 +65,16 @@ void check_against_double(const RowBatch& H, const Operands& o) {
   CHECK(bad == 0);
 }
 
+// A float ReLU model, D = 40, F = 70, with small random b_enc and b_dec
+// (seeds seed .. seed + 2), centring its input or not.
+sae::SparseAutoEncoder<float> relu_model_with_biases(bool centred, std::uint64_t seed) {
+  sae::SparseAutoEncoder<float> model(40, 70, sae::ReLU{}, sae::Init::LinearDefault, seed);
+  model.apply_b_dec_to_input() = centred;
+  model.params().b_enc = sae_test::normal_batch<float>(70, 1, seed + 1) * 0.1f;
+  model.params().b_dec = sae_test::normal_batch<float>(40, 1, seed + 2) * 0.1f;
+  return model;
+}
+
 #if defined(SAE_GEMM_KERNEL)
 // What the kernel computes, element by element: one FMA chain over k
 // in order from zero, then + start. Its depth blocks store and reload the
@@ -120,11 +130,7 @@ TEST_CASE("The encoder product matches double precision on edge tiles and depth 
 
 TEST_CASE("A float ReLU model's codes are its encoder product then ReLU's pass, bit for bit", "[gemm-kernel]") {
   // On the kernel, encode runs the two in one pass over the codes.
-  const bool centred = GENERATE(false, true);
-  sae::SparseAutoEncoder<float> model(40, 70, sae::ReLU{}, sae::Init::LinearDefault, 17);
-  model.apply_b_dec_to_input() = centred;
-  model.params().b_enc = sae_test::normal_batch<float>(70, 1, 18) * 0.1f;
-  model.params().b_dec = sae_test::normal_batch<float>(40, 1, 19) * 0.1f;
+  const sae::SparseAutoEncoder<float> model = relu_model_with_biases(GENERATE(false, true), 17);
   const RowBatch X = sae_test::normal_batch<float>(50, 40, 20);
   RowBatch expected;
   model.encoder_product(X, expected);
@@ -138,11 +144,7 @@ TEST_CASE("A float ReLU model's codes are its encoder product then ReLU's pass, 
 TEST_CASE("The L1 objective's codes are its pre-activations then a pass of cwiseMax, bit for bit", "[gemm-kernel]") {
   // On the kernel the clamp runs in the product's epilogue, and the row pass
   // after it only sums and counts the codes.
-  const bool centred = GENERATE(false, true);
-  sae::SparseAutoEncoder<float> model(40, 70, sae::ReLU{}, sae::Init::LinearDefault, 21);
-  model.apply_b_dec_to_input() = centred;
-  model.params().b_enc = sae_test::normal_batch<float>(70, 1, 22) * 0.1f;
-  model.params().b_dec = sae_test::normal_batch<float>(40, 1, 23) * 0.1f;
+  const sae::SparseAutoEncoder<float> model = relu_model_with_biases(GENERATE(false, true), 21);
   const RowBatch X = sae_test::normal_batch<float>(50, 40, 24);
   sae::LossWorkspace<float> expected;
   sae::detail::pre_activations(model, X, expected);
