@@ -8,6 +8,7 @@
 #pragma once
 
 #include <algorithm>
+#include <vector>
 
 #include "../config.hpp"
 
@@ -34,6 +35,18 @@ inline bool worth_parallel(Index work) { return work >= parallel_work_threshold;
 inline Index column_share_start(Index n, int threads, int thread) {
   if (thread >= threads) return n;
   return std::min(n, (n * thread / threads) / 16 * 16);
+}
+
+/// value(f) for each column f of a slice [begin, end), at [f - begin] of a
+/// buffer the calling thread keeps (so warm calls allocate nothing): a
+/// per-column factor gathered before a slice's row loop, which then has no
+/// load that depends on how the factor is made.
+template <typename Scalar, typename Value>
+const Scalar* slice_values(Index begin, Index end, Value&& value) {
+  thread_local std::vector<Scalar> values;
+  values.resize(static_cast<std::size_t>(end - begin));
+  for (Index f = begin; f < end; ++f) values[static_cast<std::size_t>(f - begin)] = value(f);
+  return values.data();
 }
 
 /// Calls slice(begin, end) once per thread with that thread's share of the

@@ -46,7 +46,6 @@
 #include <stdexcept>
 #include <string>
 #include <type_traits>
-#include <vector>
 
 #include "../config.hpp"
 #include "../core/gated.hpp"
@@ -169,19 +168,16 @@ struct GatedObjective {
     // go through backward_row's parameters, not the lambda's captures (see
     // for_column_slices).
     detail::for_column_slices(dict, batch * dict, [&](Index begin, Index end) {
-      // The penalty's slope per latent, gathered first so that the row loop
-      // has no load that depends on the weighting.
-      thread_local std::vector<Scalar> slopes;
-      slopes.resize(static_cast<std::size_t>(end - begin));
-      for (Index f = begin; f < end; ++f)
-        slopes[static_cast<std::size_t>(f - begin)] =
-            weighting == L1Weighting::DecoderNorm ? l1_slope * ws.decoder_norms(f) : l1_slope;
+      // The penalty's slope per latent, gathered first.
+      const Scalar* const slopes = detail::slice_values<Scalar>(begin, end, [&](Index f) {
+        return weighting == L1Weighting::DecoderNorm ? l1_slope * ws.decoder_norms(f) : l1_slope;
+      });
       const Scalar *const b_enc = p.b_enc.data() + begin, *const b_mag = p.b_mag.data() + begin,
                           *const scales = scale.data() + begin;
       Scalar *const g_b_mag = grads.b_mag.data() + begin, *const g_r_mag = grads.r_mag.data() + begin,
                     *const g_b_enc = grads.b_enc.data() + begin;
       for (Index b = 0; b < batch; ++b)
-        backward_row(end - begin, H.row(b).data() + begin, b_enc, b_mag, scales, slopes.data(),
+        backward_row(end - begin, H.row(b).data() + begin, b_enc, b_mag, scales, slopes,
                      ws.code_gradient.row(b).data() + begin, ws.codes.row(b).data() + begin, g_b_mag, g_r_mag,
                      g_b_enc);
     });

@@ -42,7 +42,6 @@
 #include <stdexcept>
 #include <string>
 #include <type_traits>
-#include <vector>
 
 #include "../config.hpp"
 #include "../core/sparse_autoencoder.hpp"
@@ -200,15 +199,13 @@ struct L1Objective {
     const Index rows = ws.codes.rows(), cols = ws.codes.cols();
     Scalar* sums = ws.latent_sums.data();
     detail::for_column_slices(cols, rows * cols, [&](Index begin, Index end) {
-      thread_local std::vector<Scalar> slopes;
-      slopes.resize(static_cast<std::size_t>(end - begin));
-      for (Index f = begin; f < end; ++f) slopes[static_cast<std::size_t>(f - begin)] = slope(f);
+      const Scalar* const slopes = detail::slice_values<Scalar>(begin, end, slope);
       for (Index b = 0; b < rows; ++b) {
         const Scalar* code = ws.codes.row(b).data();
         Scalar* gradient = ws.code_gradient.row(b).data();
         for (Index f = begin; f < end; ++f) {
           const Scalar on = code[f] > Scalar(0);  // 1 or 0 (a multiply: g++ keeps a ?: as a branch)
-          const Scalar g = on * (gradient[f] + slopes[static_cast<std::size_t>(f - begin)]);
+          const Scalar g = on * (gradient[f] + slopes[f - begin]);
           gradient[f] = g;
           sums[f] += g;
         }
