@@ -1,7 +1,7 @@
 // benchmarks/sae_bench.cpp: end-to-end training (or encoding) steps at a given size.
 //
-//   sae_bench --d 768 --f 8192 --batch 1024 --arch relu|topk|jumprelu|gated [--k 32] --mode train|trainer|encode
-//             [--steps 10] [--warmup 3] [--target-l0 L] [--l1 1e-3] [--lr 1e-3]
+//   sae_bench --d 768 --f 8192 --batch 1024 --arch relu|topk|jumprelu|gated [--k 32]
+//             --mode train|trainer|encode [--steps 10] [--warmup 3] [--target-l0 L] [--l1 1e-3] [--lr 1e-3]
 //             [--threads T] [--kernels auto|dense|sparse] [--seed 0]
 //
 // A training step is exactly the work PyTorch does per step, and nothing else
@@ -79,8 +79,9 @@ const char* kUsage = R"(usage: sae_bench [options]
   --arch NAME          relu (the seed) | topk | jumprelu | gated (default relu)
   --k K                topk: codes per token (default 32)
   --mode NAME          train: loss, gradient and Adam step | trainer: sae::Trainer's step with
-                       the architecture's recipe (relu: standard, topk: topk, jumprelu, gated), which adds the
-                       batch's copy, the decoder constraint, clipping and dead-latent counts;
+                       the architecture's recipe (relu: standard; topk, jumprelu, gated: their
+                       own), which adds the batch's copy, the decoder constraint, clipping and
+                       dead-latent counts;
                        --lr, --l1 and --kernels do not apply | encode: inference codes only
                        (default train)
   --steps N            timed steps (default 10)
@@ -267,7 +268,8 @@ RunResult run_training(Model& model, const Objective& objective, sae::Batch<floa
 // check, the recipe's decoder constraint and gradient clipping, its schedules
 // and the dead-latent counts. The recipe is the architecture's (relu:
 // standard, with resampling off so that every step does the same work; topk:
-// topk; jumprelu and gated: their own). The first warm-up step also prepares (b_dec, input scale).
+// topk; jumprelu and gated: their own). The first warm-up step also prepares
+// (b_dec, input scale).
 template <typename Activation>
 RunResult run_trainer(const Activation& activation, sae::Recipe recipe, sae::Rng& data_rng, const Options& o) {
   sae::Batch<float> rows(8 * o.batch, o.d);
