@@ -8,6 +8,7 @@
 
 #include "../config.hpp"
 #include "gemm.hpp"
+#include "gemm_screened.hpp"
 #include "parallel.hpp"
 
 namespace sae {
@@ -49,6 +50,11 @@ bool gemm_kernel_product(const DerivedA& A, const DerivedB& B, Out& C, bool relu
     const Index rows = A.rows(), depth = A.cols(), cols = B.cols();
     if (std::min(rows, cols) < gemm::min_side || depth == 0) return false;
     if constexpr (bool(Out::IsRowMajor)) {
+#if defined(SAE_SCREENED_RELU)
+      if (relu && gemm::screened_relu_product(strided_matrix(A), strided_matrix(B), C.data(), C.outerStride(), rows,
+                                              depth, cols, {start, bias, relu}))
+        return true;
+#endif
       gemm::product(strided_matrix(A), strided_matrix(B), C.data(), C.outerStride(), rows, depth, cols,
                     {start, bias, relu});
       return true;

@@ -1,0 +1,379 @@
+// sae/detail/gemm_screened.hpp: ReLU codes max(0, X W + start + bias) with the
+// same bits as gemm::product, which skips the exact products of the entries a
+// cheap bound proves negative. Built for CPUs with AVX-512 BF16 (Zen 4 and
+// later, Cooper Lake, Sapphire Rapids).
+//
+// A trained SAE fires a few dozen of its F latents per token: almost every
+// pre-activation is below zero, and ReLU writes 0 there whatever its exact
+// value. Each tile of C is first summed in bfloat16 (vdpbf16ps: two products
+// per lane per instruction, twice the FMA's rate), which gives every entry
+// within a proven distance of the exact float chain:
+//   |t − a| ≤ δ ‖x‖ ‖w‖,  δ = 2u_b + u_b² + γ_D ((1 + u_b)² + 1) (+ margins),
+// for t the kernel's chain of FMAs over k (γ_D = D u / (1 − D u), u = 2⁻²⁴),
+// a the bfloat16 sum (inputs rounded to nearest with u_b = 2⁻⁸, the products
+// exact, at most D roundings of the float sums) and Cauchy–Schwarz for
+// Σ|x_k w_k| (Higham, "Accuracy and Stability of Numerical Algorithms", §3.1).
+// Flushed subnormals add an absolute slack (norms taken + 2⁻⁵⁰). An entry
+// whose bound a + start + bias + margin is below zero is certainly negative
+// in the exact sum, so it is stored as the +0 the kernel's max(0, ·) writes;
+// every other group of 16 latents of a token is summed again in float, FMA
+// by FMA in the kernel's order, and goes through the kernel's epilogue: the
+// same bits. NaN and infinities make the bound NaN or infinite, never
+// "negative", so they take the exact path too.
+//
+// At about half the latents firing (a freshly initialised model) nearly every
+// group needs the exact sum, which would cost 1.5 times the plain kernel: each
+// thread watches the share it recomputes and, past `dense_share`, runs its
+// remaining tiles on the plain micro-kernel. The bits do not depend on which
+// tiles were screened.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "gemm.hpp"
+
+#if defined(SAE_GEMM_KERNEL_AVX512) && defined(__AVX512BF16__) && !defined(SAE_NO_SCREENED_RELU)
+#define SAE_SCREENED_RELU 1
+#endif
+
+namespace sae {
+namespace detail {
+
+#if defined(SAE_SCREENED_RELU)
+
+namespace gemm {
+namespace screened {
+
+/// Up to this many inputs: the absolute slack below covers D flushed subnormals.
+inline constexpr Index max_depth = 16384;
+/// Share of a thread's 16-latent groups summed again above which it stops screening.
+inline constexpr double dense_share = 0.35;
+/// Tiles a thread screens before it judges that share.
+inline constexpr Index trial_tiles = 16;
+
+/// δ for D inputs, with margins for the float arithmetic of the bound itself.
+inline float distance_factor(Index depth) {
+  const double u = std::ldexp(1.0, -24), u_b = std::ldexp(1.0, -8);
+  const double gamma = depth * u / (1.0 - depth * u);
+  const double delta = 2 * u_b + u_b * u_b + gamma * ((1 + u_b) * (1 + u_b) + 1);
+  return static_cast<float>(delta * (1.0 + std::ldexp(1.0, -12)));
+}
+
+/// Σ over `depth` k-steps of a packed panel's squares, per lane, as float
+/// upper bounds of the Euclidean norms (plus 2⁻⁵⁰, the subnormal slack).
+inline __m512 panel_norms(const float* panel, Index width, Index depth, int lane0) {
+  __m512 sum = _mm512_setzero_ps();
+  const __mmask16 lanes16 = static_cast<__mmask16>(width >= lane0 + 16 ? 0xFFFF : (1u << (width - lane0)) - 1u);
+  for (Index k = 0; k < depth; ++k) {
+    const __m512 v = _mm512_maskz_loadu_ps(lanes16, panel + k * width + lane0);
+    sum = _mm512_fmadd_ps(v, v, sum);
+  }
+  // A float sum of D squares is within γ_D of the exact one; sqrt adds u.
+  const float grow = static_cast<float>(1.0 + (static_cast<double>(depth) + 4) * std::ldexp(1.0, -23));
+  const __m512 norm = _mm512_mul_ps(_mm512_sqrt_ps(_mm512_mul_ps(sum, _mm512_set1_ps(grow))),
+                                    _mm512_set1_ps(1.0f + std::ldexp(1.0f, -20)));
+  return _mm512_add_ps(norm, _mm512_set1_ps(std::ldexp(1.0f, -50)));
+}
+
+/// Pairs (k even, k odd) of a float panel, `width` floats per k-step, as
+/// bfloat16 pairs in one 32-bit lane each (k even in the low half):
+/// `width` lanes per pair of k-steps; an odd depth pairs its last with 0.
+inline void to_bf16_pairs(const float* panel, Index width, Index depth, std::uint32_t* out) {
+  for (Index kp = 0; kp < (depth + 1) / 2; ++kp) {
+    const float* even = panel + 2 * kp * width;
+    const bool has_odd = 2 * kp + 1 < depth;
+    for (Index j = 0; j < width; j += 16) {
+      const int n = static_cast<int>(std::min<Index>(16, width - j));
+      const __mmask16 m = static_cast<__mmask16>(n >= 16 ? 0xFFFF : (1u << n) - 1u);
+      const __m512 e = _mm512_maskz_loadu_ps(m, even + j);
+      const __m512 o = has_odd ? _mm512_maskz_loadu_ps(m, even + width + j) : _mm512_setzero_ps();
+      const __m512i lo = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(e));
+      const __m512i hi = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(o));
+      _mm512_mask_storeu_epi32(out + kp * width + j, m, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+    }
+  }
+}
+
+/// Per latent of a tile: the bias as the bound adds it, and |start| + |bias|.
+struct LatentTerms {
+  __m512 sum[2];        ///< start + bias (float), or 0
+  __m512 magnitude[2];  ///< |start| + |bias|
+  __m512 scaled_norm[2];  ///< δ ‖w‖
+  float delta = 0;        ///< δ
+};
+
+/// What one thread counts to decide whether screening pays.
+struct ScreenTally {
+  Index tiles = 0;
+  Index groups = 0;      ///< 16-latent groups of a token seen
+  Index recomputed = 0;  ///< of them summed again exactly
+  bool dense = false;    ///< past dense_share: plain micro-kernel from here on
+  void judge() {
+    if (tiles >= trial_tiles && static_cast<double>(recomputed) > dense_share * static_cast<double>(groups))
+      dense = true;
+  }
+};
+
+/// (token, 16 latents) groups the bound could not settle, all of the same
+/// 16 latents, waiting for their exact sums: run eight at a time, so that
+/// eight independent chains of FMAs fill the pipelines (one chain alone waits
+/// out each FMA's latency).
+struct PendingGroups {
+  const float* w = nullptr;  ///< the latents' lanes in their packed panel (stride tile_latents)
+  const float* start = nullptr;  ///< the epilogue's rows at these latents, or null
+  const float* bias = nullptr;
+  Mask mask = 0;                 ///< which of the 16 latents are inside C
+  const float* x[8];             ///< each token's inputs, x_step floats apart
+  Index x_step = 1;
+  float* c[8];                   ///< where its 16 codes go
+  int count = 0;
+};
+
+/// The exact sums of N groups side by side, each as micro_kernel sums it
+/// (from 0, FMA by FMA over k), then the epilogue and ReLU, stored.
+template <int N>
+inline void exact_groups(Index depth, const PendingGroups& g) {
+  Vec c[N];
+  const float* x[N];
+  for (int n = 0; n < N; ++n) {
+    c[n] = Simd::zero();
+    x[n] = g.x[n];
+  }
+  // (x_step is 1 for a row-major X: each chain reads its token's row, a
+  // cache line per 16 inputs; a token's column of a packed panel would cost
+  // a line for every input or two.)
+  for (Index k = 0; k < depth; ++k) {
+    const Vec w = Simd::load_aligned(g.w + k * tile_latents);
+#pragma GCC unroll 8
+    for (int n = 0; n < N; ++n) c[n] = Simd::fmadd(Simd::broadcast(x[n][k * g.x_step]), w, c[n]);
+  }
+  for (int n = 0; n < N; ++n) {
+    for (const float* r : {g.start, g.bias})
+      if (r) c[n] = Simd::add(c[n], Simd::load(g.mask, r));
+    Simd::store(g.c[n], g.mask, Simd::relu(c[n]));
+  }
+}
+
+/// Runs what is pending (any count up to 8).
+inline void run_pending(Index depth, PendingGroups& pending) {
+  switch (pending.count) {
+    case 8: exact_groups<8>(depth, pending); break;
+    case 7: exact_groups<7>(depth, pending); break;
+    case 6: exact_groups<6>(depth, pending); break;
+    case 5: exact_groups<5>(depth, pending); break;
+    case 4: exact_groups<4>(depth, pending); break;
+    case 3: exact_groups<3>(depth, pending); break;
+    case 2: exact_groups<2>(depth, pending); break;
+    case 1: exact_groups<1>(depth, pending); break;
+    default: break;
+  }
+  pending.count = 0;
+}
+
+/// Adds a group of the latents at w (with their epilogue rows and mask),
+/// first running what is pending for other latents or when eight wait.
+inline void add_pending(Index depth, PendingGroups& pending, const float* w, const float* start, const float* bias,
+                        Mask mask, const float* x, Index x_step, float* c) {
+  if (pending.count > 0 && pending.w != w) run_pending(depth, pending);
+  if (pending.count == 0) {
+    pending.w = w;
+    pending.start = start;
+    pending.bias = bias;
+    pending.mask = mask;
+    pending.x_step = x_step;
+  }
+  pending.x[pending.count] = x;
+  pending.c[pending.count] = c;
+  if (++pending.count == 8) run_pending(depth, pending);
+}
+
+/// One tile, screened: the bfloat16 sums, the bound, zeros where it proves the
+/// entry negative; every other (token, 16 latents) group joins `pending`
+/// (one list per half of the tile's latents) for its exact sum, whose panels
+/// must stay packed until run_pending.
+inline void screened_tile(Index depth, const float* const* x_rows, Index x_step, const std::uint32_t* xb_panel,
+                          const float* x_norms,
+                          const float* w_panel, const std::uint32_t* wb_panel, const LatentTerms& terms,
+                          const Epilogue& epilogue, float* c_tile, Index ldc, int rows, int cols,
+                          PendingGroups pending[2], ScreenTally& tally) {
+  __m512 a[tile_tokens][2];
+  for (int i = 0; i < tile_tokens; ++i) a[i][0] = a[i][1] = _mm512_setzero_ps();
+  const Index pairs = (depth + 1) / 2;
+#pragma GCC unroll 2
+  for (Index kp = 0; kp < pairs; ++kp) {
+    const __m512bh w0 = (__m512bh)_mm512_load_si512(wb_panel + kp * tile_latents);
+    const __m512bh w1 = (__m512bh)_mm512_load_si512(wb_panel + kp * tile_latents + lanes);
+#pragma GCC unroll 12
+    for (int i = 0; i < tile_tokens; ++i) {
+      const __m512bh x = (__m512bh)_mm512_set1_epi32(static_cast<int>(xb_panel[kp * tile_tokens + i]));
+      a[i][0] = _mm512_dpbf16_ps(a[i][0], x, w0);
+      a[i][1] = _mm512_dpbf16_ps(a[i][1], x, w1);
+    }
+  }
+  const __m512 margin = _mm512_set1_ps(std::ldexp(1.0f, -21));
+  // ‖x‖ ‖w‖ δ below δ 2¹²⁰: no sum, float or bfloat16, can overflow (and a
+  // NaN or infinite input fails the test too).
+  const __m512 ceiling = _mm512_set1_ps(std::ldexp(terms.delta, 120));
+  Index recomputed = 0;
+  for (int i = 0; i < rows; ++i) {
+    const __m512 x_norm = _mm512_set1_ps(x_norms[i]);
+    for (int h = 0; h < 2 && h * lanes < cols; ++h) {
+      const __m512 value = _mm512_add_ps(a[i][h], terms.sum[h]);
+      const __m512 size = _mm512_add_ps(_mm512_abs_ps(a[i][h]), terms.magnitude[h]);
+      const __m512 distance = _mm512_mul_ps(x_norm, terms.scaled_norm[h]);
+      const __m512 bound = _mm512_fmadd_ps(size, margin, distance);
+      const __mmask16 valid = Simd::first(cols - lanes * h);
+      const __mmask16 in_range = _mm512_mask_cmp_ps_mask(valid, distance, ceiling, _CMP_LT_OQ);
+      const __mmask16 negative = _mm512_mask_cmp_ps_mask(in_range, _mm512_add_ps(value, bound), _mm512_setzero_ps(),
+                                                         _CMP_LT_OQ);
+      float* const c = c_tile + i * ldc + lanes * h;
+      if (negative == valid) {
+        Simd::store(c, valid, Simd::zero());
+        continue;
+      }
+      add_pending(depth, pending[h], w_panel + lanes * h, epilogue.start ? epilogue.start + lanes * h : nullptr,
+                  epilogue.bias ? epilogue.bias + lanes * h : nullptr, valid, x_rows[i], x_step, c);
+      ++recomputed;
+    }
+  }
+  tally.groups += rows * (cols > lanes ? 2 : 1);
+  tally.recomputed += recomputed;
+  ++tally.tiles;
+}
+
+}  // namespace screened
+
+/// How many (token, 16 latents) groups a call screened and how many of them
+/// it summed again exactly (tiles past a thread's switch to the plain kernel
+/// are in neither).
+struct ScreenedCounts {
+  Index groups = 0;
+  Index recomputed = 0;
+};
+
+/// C (B x F, row-major, row stride ldc) = max(0, X W + start + bias), the
+/// epilogue's rows as in product, with product's bits; false (C untouched)
+/// where it does not apply: without ReLU, when the tokens are not the smaller
+/// side, when they would not fit one shared block, or past max_depth inputs.
+inline bool screened_relu_product(StridedMatrix X, StridedMatrix W, float* C, Index ldc, Index B, Index D, Index F,
+                                  const Epilogue& epilogue, ScreenedCounts* counts = nullptr) {
+  if (!epilogue.relu || B > F || D > screened::max_depth || D > max_depth_block) return false;
+  const Index token_panels = (B + tile_tokens - 1) / tile_tokens;
+  const Index latent_panels = (F + tile_latents - 1) / tile_latents;
+  const Index depth = D, pairs = (D + 1) / 2;
+  if (Index(sizeof(float)) * token_panels * tile_tokens * depth > max_shared_bytes) return false;
+  int threads = 1;
+#if defined(_OPENMP)
+  threads = omp_get_max_threads();
+#endif
+  const Index x_floats = tile_tokens * depth, w_floats = tile_latents * depth;
+  const Index xb_words = tile_tokens * pairs, wb_words = tile_latents * pairs;
+
+  // The shared side: every token panel in float and in bfloat16 pairs, and
+  // each token's norm.
+  thread_local std::vector<float> x_storage, norm_storage;
+  thread_local std::vector<std::uint32_t> xb_storage;
+  float* const x_packed = aligned_buffer(x_storage, token_panels * x_floats);
+  resize_with_headroom(xb_storage, static_cast<std::size_t>(token_panels * xb_words) + 16);
+  resize_with_headroom(norm_storage, static_cast<std::size_t>(token_panels * tile_tokens));
+  std::uint32_t* const xb_packed = xb_storage.data();
+  float* const x_norms = norm_storage.data();
+  SAE_OMP(parallel for schedule(static) if (worth_parallel(token_panels * x_floats)))
+  for (Index t = 0; t < token_panels; ++t) {
+    float* panel = x_packed + t * x_floats;
+    pack_token_panel(X, B, t * tile_tokens, 0, depth, panel);
+    screened::to_bf16_pairs(panel, tile_tokens, depth, xb_packed + t * xb_words);
+    alignas(64) float norms[16];
+    _mm512_store_ps(norms, screened::panel_norms(panel, tile_tokens, depth, 0));
+    for (int i = 0; i < tile_tokens; ++i) x_norms[t * tile_tokens + i] = norms[i];
+  }
+
+  const Index split_panel_bytes = Index(sizeof(float)) * w_floats;
+  const Index split_block =
+      panels_per_block(latent_panels, std::max<Index>(1, latent_block_bytes / split_panel_bytes), threads);
+  const Index split_blocks = (latent_panels + split_block - 1) / split_block;
+  const Index group_panels = std::max<Index>(1, token_group_bytes / (Index(sizeof(float)) * x_floats));
+  const float delta = screened::distance_factor(depth);
+
+  SAE_OMP(parallel if (worth_parallel(B * depth * F / 64)))
+  {
+    thread_local std::vector<float> w_storage;
+    thread_local std::vector<std::uint32_t> wb_storage;
+    thread_local std::vector<screened::LatentTerms> terms_storage;
+    float* const own = aligned_buffer(w_storage, split_block * w_floats);
+    resize_with_headroom(wb_storage, static_cast<std::size_t>(split_block * wb_words) + 16);
+    resize_with_headroom(terms_storage, static_cast<std::size_t>(split_block));
+    // 64-byte aligned words for the bfloat16 panels' aligned loads.
+    const auto address = reinterpret_cast<std::uintptr_t>(wb_storage.data());
+    std::uint32_t* const own_bf16 = reinterpret_cast<std::uint32_t*>((address + 63) & ~std::uintptr_t(63));
+    screened::ScreenTally tally;
+    screened::PendingGroups pending[2];
+    SAE_OMP(for schedule(dynamic))
+    for (Index block = 0; block < split_blocks; ++block) {
+      const Index q0 = block * split_block, q1 = std::min(latent_panels, q0 + split_block);
+      for (Index q = q0; q < q1; ++q) {
+        float* panel = own + (q - q0) * w_floats;
+        pack_latent_panel(W, F, q * tile_latents, 0, depth, panel);
+        if (tally.dense) continue;
+        screened::to_bf16_pairs(panel, tile_latents, depth, own_bf16 + (q - q0) * wb_words);
+        screened::LatentTerms& terms = terms_storage[static_cast<std::size_t>(q - q0)];
+        const Index f0 = q * tile_latents;
+        for (int h = 0; h < 2; ++h) {
+          const Mask mask = Simd::first(static_cast<int>(F - f0) - lanes * h);
+          __m512 sum = _mm512_setzero_ps(), magnitude = _mm512_setzero_ps();
+          for (const float* r : {epilogue.start, epilogue.bias}) {
+            if (!r) continue;
+            const __m512 v = _mm512_maskz_loadu_ps(mask, r + f0 + lanes * h);
+            sum = _mm512_add_ps(sum, v);
+            magnitude = _mm512_add_ps(magnitude, _mm512_abs_ps(v));
+          }
+          terms.sum[h] = sum;
+          terms.magnitude[h] = magnitude;
+          terms.delta = delta;
+          terms.scaled_norm[h] = _mm512_mul_ps(screened::panel_norms(panel, tile_latents, depth, lanes * h),
+                                               _mm512_set1_ps(delta));
+        }
+      }
+      for (Index g0 = 0; g0 < token_panels; g0 += group_panels) {
+        const Index g1 = std::min(token_panels, g0 + group_panels);
+        for (Index p = q0; p < q1; ++p)
+          for (Index t = g0; t < g1; ++t) {
+            const Index t0 = t * tile_tokens, f0 = p * tile_latents;
+            const int rows = static_cast<int>(std::min<Index>(tile_tokens, B - t0));
+            const int cols = static_cast<int>(std::min<Index>(tile_latents, F - f0));
+            const float* x = x_packed + t * x_floats;
+            const float* w = own + (p - q0) * w_floats;
+            if (tally.dense) {
+              micro_kernel(depth, x, w, false, epilogue.at_column(f0), C + t0 * ldc + f0, ldc, rows, cols);
+            } else {
+              // The exact sums read a row-major X's rows, else the panel's columns.
+              const float* x_rows[tile_tokens];
+              for (int i = 0; i < rows; ++i) x_rows[i] = X.row_major() ? X.at(t0 + i, 0) : x + i;
+              screened::screened_tile(depth, x_rows, X.row_major() ? 1 : tile_tokens, xb_packed + t * xb_words, x_norms + t0, w,
+                                      own_bf16 + (p - q0) * wb_words, terms_storage[static_cast<std::size_t>(p - q0)],
+                                      epilogue.at_column(f0), C + t0 * ldc + f0, ldc, rows, cols, pending, tally);
+              tally.judge();
+            }
+          }
+      }
+      for (auto& list : pending) screened::run_pending(depth, list);  // before the panels are packed over
+    }
+    if (counts) {
+      SAE_OMP(critical)
+      {
+        counts->groups += tally.groups;
+        counts->recomputed += tally.recomputed;
+      }
+    }
+  }
+  return true;
+}
+
+}  // namespace gemm
+
+#endif  // SAE_SCREENED_RELU
+
+}  // namespace detail
+}  // namespace sae

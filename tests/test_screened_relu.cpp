@@ -1,0 +1,216 @@
+// tests/test_screened_relu.cpp: ReLU codes through the bfloat16 screen
+// (detail/gemm_screened.hpp), built into sae.gemm_kernel.bf16 (-mavx512f
+// -mfma -mavx512bf16), where every ReLU encoder product of the library takes
+// it. The screen may only skip entries it proves negative, so its codes must
+// be the plain kernel's bit for bit: against gemm::product and against a
+// chain of std::fma per entry, at trained-like sparsity (where it prunes) and
+// at a fresh model's (where it gives way to the plain kernel), on edge
+// shapes, column-major inputs, entries at zero's rounding distance, and
+// non-finite, huge and subnormal inputs.
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <vector>
+
+#include <catch2/catch.hpp>
+#include <sae/sae.hpp>
+
+#if defined(SAE_SCREENED_RELU)
+
+namespace {
+
+using sae::Index;
+namespace gemm = sae::detail::gemm;
+
+struct Problem {
+  Index B, D, F;
+  std::vector<float> X;  // B x D, row-major (or column-major with x_col_major)
+  std::vector<float> W;  // D x F, column-major (W_enc's layout)
+  std::vector<float> start, bias;
+  bool x_col_major = false;
+
+  gemm::StridedMatrix x() const {
+    return x_col_major ? gemm::StridedMatrix{X.data(), 1, B} : gemm::StridedMatrix{X.data(), D, 1};
+  }
+  gemm::StridedMatrix w() const { return {W.data(), 1, D}; }
+  gemm::Epilogue epilogue() const {
+    return {start.empty() ? nullptr : start.data(), bias.data(), true};
+  }
+  float x_at(Index b, Index k) const { return x_col_major ? X[k * B + b] : X[b * D + k]; }
+};
+
+/// Inputs standard normal, weights N(0, 1/D), bias `shift` + N(0, 0.01): a
+/// pre-activation is about N(shift, 1), so shift -2.66 fires about 0.4% of
+/// the latents (64 of 16384), shift 0 half.
+Problem make_problem(Index B, Index D, Index F, float shift, bool with_start, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal;
+  Problem p;
+  p.B = B, p.D = D, p.F = F;
+  p.X.resize(B * D);
+  p.W.resize(D * F);
+  p.bias.resize(F);
+  for (auto& v : p.X) v = normal(rng);
+  for (auto& v : p.W) v = normal(rng) / std::sqrt(static_cast<float>(D));
+  for (auto& v : p.bias) v = shift + 0.1f * normal(rng);
+  if (with_start) {
+    p.start.resize(F);
+    for (auto& v : p.start) v = 0.3f * normal(rng);
+  }
+  return p;
+}
+
+std::vector<float> plain_codes(const Problem& p) {
+  std::vector<float> C(p.B * p.F, -7.0f);
+  gemm::product(p.x(), p.w(), C.data(), p.F, p.B, p.D, p.F, p.epilogue());
+  return C;
+}
+
+std::vector<float> screened_codes(const Problem& p, gemm::ScreenedCounts* counts = nullptr) {
+  std::vector<float> C(p.B * p.F, -7.0f);
+  REQUIRE(gemm::screened_relu_product(p.x(), p.w(), C.data(), p.F, p.B, p.D, p.F, p.epilogue(), counts));
+  return C;
+}
+
+/// max(0, (chain of std::fma over k) + start + bias), the kernel's order.
+float fma_chain_code(const Problem& p, Index b, Index f) {
+  float sum = 0;
+  for (Index k = 0; k < p.D; ++k) sum = std::fma(p.x_at(b, k), p.W[f * p.D + k], sum);
+  if (!p.start.empty()) sum += p.start[f];
+  sum += p.bias[f];
+  return std::max(0.0f, sum);
+}
+
+/// Entries whose bits differ (NaNs compare by their bits too).
+Index differing(const std::vector<float>& a, const std::vector<float>& b) {
+  Index n = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) n += std::memcmp(&a[i], &b[i], sizeof(float)) != 0;
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("Screened ReLU codes are the plain kernel's bit for bit, pruning at trained-like sparsity",
+          "[screened]") {
+  struct Shape {
+    Index B, D, F;
+    float shift;
+    bool start;
+  };
+  const Shape shapes[] = {{64, 48, 512, -3.0f, false},  {37, 53, 290, -2.5f, true},   {100, 768, 1024, -2.66f, false},
+                          {50, 767, 700, -4.0f, true},  {16, 1, 64, -0.5f, false},    {200, 100, 3000, -1.0f, true},
+                          {24, 1024, 640, -2.0f, true}, {300, 33, 1001, -2.66f, false}};
+  for (const Shape& s : shapes) {
+    CAPTURE(s.B, s.D, s.F, s.shift, s.start);
+    Problem p = make_problem(s.B, s.D, s.F, s.shift, s.start, static_cast<unsigned>(s.B + s.D));
+    for (bool col_major : {false, true}) {
+      CAPTURE(col_major);
+      if (col_major) {
+        std::vector<float> X(p.X.size());
+        for (Index b = 0; b < p.B; ++b)
+          for (Index k = 0; k < p.D; ++k) X[k * p.B + b] = p.X[b * p.D + k];
+        p.X = X;
+        p.x_col_major = true;
+      }
+      const std::vector<float> plain = plain_codes(p);
+      gemm::ScreenedCounts counts;
+      const std::vector<float> screened = screened_codes(p, &counts);
+      CHECK(differing(plain, screened) == 0);
+      // The screen engaged: at these shifts most groups were settled by the bound.
+      CHECK(counts.groups > 0);
+      if (s.shift <= -2.5f) CHECK(counts.recomputed < counts.groups / 2);
+    }
+  }
+}
+
+TEST_CASE("Screened ReLU codes match a chain of std::fma per entry", "[screened]") {
+  const Problem p = make_problem(40, 97, 300, -2.0f, true, 11);
+  const std::vector<float> screened = screened_codes(p);
+  Index wrong = 0;
+  for (Index b = 0; b < p.B; ++b)
+    for (Index f = 0; f < p.F; ++f) {
+      const float expected = fma_chain_code(p, b, f);
+      wrong += std::memcmp(&expected, &screened[b * p.F + f], sizeof(float)) != 0;
+    }
+  CHECK(wrong == 0);
+}
+
+TEST_CASE("A fresh model's codes, half positive, give way to the plain kernel with the same bits", "[screened]") {
+  const Problem p = make_problem(600, 128, 2048, 0.0f, false, 5);
+  gemm::ScreenedCounts counts;
+  const std::vector<float> screened = screened_codes(p, &counts);
+  CHECK(differing(plain_codes(p), screened) == 0);
+  // Each thread judges after its trial tiles; far fewer groups were screened than exist.
+  const Index all_groups = p.B * (p.F / 16);
+  CHECK(counts.groups > 0);
+  CHECK(counts.groups < all_groups / 4);
+  CHECK(counts.recomputed > counts.groups / 3);
+}
+
+TEST_CASE("Entries within rounding distance of zero are never pruned", "[screened]") {
+  // Each bias cancels a token's exact dot product (in double), so every
+  // pre-activation of that token is zero up to rounding: the sign is the
+  // float chain's to decide, and the screen must leave it to it.
+  Problem p = make_problem(48, 300, 256, 0.0f, false, 21);
+  for (Index f = 0; f < p.F; ++f) {
+    const Index b = f % p.B;
+    double dot = 0;
+    for (Index k = 0; k < p.D; ++k) dot += static_cast<double>(p.x_at(b, k)) * p.W[f * p.D + k];
+    p.bias[f] = static_cast<float>(-dot);
+  }
+  const std::vector<float> plain = plain_codes(p);
+  Index positive_at_zero = 0;
+  for (Index f = 0; f < p.F; ++f) positive_at_zero += plain[(f % p.B) * p.F + f] > 0;
+  CHECK(positive_at_zero > 0);  // rounding put some above zero
+  CHECK(differing(plain, screened_codes(p)) == 0);
+}
+
+TEST_CASE("Non-finite, huge and subnormal inputs take the exact path", "[screened]") {
+  Problem p = make_problem(64, 80, 512, -2.66f, true, 31);
+  const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
+  p.X[0 * p.D + 3] = nan;
+  p.X[1 * p.D + 5] = inf;
+  p.X[2 * p.D + 7] = -inf;
+  for (Index k = 0; k < p.D; ++k) p.X[3 * p.D + k] = 3e38f * (k % 2 ? 1.0f : -1.0f);  // sums overflow
+  for (Index k = 0; k < p.D; ++k) p.X[4 * p.D + k] = 1e-40f * static_cast<float>(k % 7);  // subnormal
+  for (Index k = 0; k < p.D; ++k) p.X[5 * p.D + k] = 1e19f;  // squares overflow, sums do not
+  for (Index k = 0; k < p.D; ++k) p.W[9 * p.D + k] = 1e-39f;  // a subnormal latent
+  for (Index k = 0; k < p.D; ++k) p.W[10 * p.D + k] = -2e30f;  // a huge one
+  p.bias[11] = -inf;
+  p.start[12] = nan;
+  CHECK(differing(plain_codes(p), screened_codes(p)) == 0);
+}
+
+TEST_CASE("SparseAutoEncoder::encode of a centring model with sparse codes goes through the screen unchanged",
+          "[screened]") {
+  // b_dec folded into the start row, b_enc as the bias: the model's codes
+  // against the same product on the plain kernel.
+  sae::SparseAutoEncoder<float> model(96, 1024);
+  model.apply_b_dec_to_input() = true;
+  std::mt19937 rng(3);
+  std::normal_distribution<float> normal;
+  for (Index d = 0; d < 96; ++d) model.params().b_dec(d) = 0.5f * normal(rng);
+  model.params().b_enc.setConstant(-1.5f);  // pre-activations are about N(0, 0.6²)
+  sae::Batch<float> X(200, 96);
+  for (Index i = 0; i < X.size(); ++i) X.data()[i] = normal(rng);
+  const sae::Batch<float> codes = model.encode(X);
+
+  Problem p;
+  p.B = 200, p.D = 96, p.F = 1024;
+  p.X.assign(X.data(), X.data() + X.size());
+  const auto& W = model.params().W_enc;
+  p.W.assign(W.data(), W.data() + W.size());
+  Eigen::Matrix<float, 1, Eigen::Dynamic> start = Eigen::Matrix<float, 1, Eigen::Dynamic>::Zero(1024);
+  start.noalias() -= model.params().b_dec.transpose() * W;  // as encoder_start_row() makes it
+  p.start.assign(start.data(), start.data() + start.size());
+  p.bias.assign(model.params().b_enc.data(), model.params().b_enc.data() + 1024);
+  const std::vector<float> plain = plain_codes(p);
+  CHECK(differing(plain, std::vector<float>(codes.data(), codes.data() + codes.size())) == 0);
+  Index positive = 0;
+  for (float v : plain) positive += v > 0;
+  CHECK(positive > 0);
+  CHECK(positive < static_cast<Index>(plain.size()) / 4);
+}
+
+#endif  // SAE_SCREENED_RELU
