@@ -402,12 +402,24 @@ const char* gemm_kernel() {
 #endif
 }
 
+// Whether ReLU's codes go through the bfloat16 screen (detail/gemm_screened.hpp).
+bool screened_relu() {
+#if defined(SAE_SCREENED_RELU)
+  return true;
+#else
+  return false;
+#endif
+}
+
 // The instruction sets the compiler targeted (Eigen's own list stops at "AVX").
 std::string target_features() {
   std::string features;
   [[maybe_unused]] auto add = [&](const char* name) { features += (features.empty() ? "" : " ") + std::string(name); };
 #ifdef __AVX512F__
   add("AVX512F");
+#endif
+#ifdef __AVX512BF16__
+  add("AVX512BF16");
 #endif
 #ifdef __AVX2__
   add("AVX2");
@@ -602,6 +614,7 @@ int benchmark(const Options& o) {
        << ", \"eigen_use_blas\": " << (eigen_uses_blas() ? "true" : "false")
        << ", \"gemm_kernel\": " << (gemm_kernel() ? "true" : "false")
        << ", \"gemm_kernel_isa\": " << (gemm_kernel() ? json_string(gemm_kernel()) : std::string("null"))
+       << ", \"screened_relu\": " << (screened_relu() ? "true" : "false")
        << ", \"blas\": " << json_string(blas_description())
        << ", \"blas_kernels\": " << (blas_kernels().empty() ? std::string("null") : json_string(blas_kernels()))
        << ", \"target_features\": " << json_string(target_features())

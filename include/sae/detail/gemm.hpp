@@ -9,7 +9,9 @@
 // at OpenBLAS's speed (80-87% of the peak on both; README, "Speed against
 // PyTorch") and does not depend on which kernels OpenBLAS picks. The two
 // instruction sets share every line but the few in Simd below: register
-// width (16 or 8 floats), and so the tile, 12 x 32 or 6 x 16.
+// width (16 or 8 floats), and so the tile, 12 x 32 or 6 x 16. (On CPUs with
+// AVX-512 BF16, ReLU's codes first try gemm_screened.hpp, which gives the
+// same bits while skipping the entries it proves negative.)
 // It is the textbook blocked GEMM
 // (Goto and van de Geijn, "Anatomy of high-performance matrix
 // multiplication", 2008), in the words of the encoder: C (B x F, row-major:
