@@ -211,12 +211,15 @@ struct Epilogue {
   Epilogue at_column(Index f0) const { return {start ? start + f0 : nullptr, bias ? bias + f0 : nullptr, relu}; }
 };
 
-/// A reusable buffer of n floats aligned to 64 bytes, growing with headroom
-/// so that warm calls do not allocate.
-inline float* aligned_buffer(std::vector<float>& storage, Index n) {
+/// A reusable buffer of n 4-byte elements (floats, or the bfloat16 pairs of
+/// gemm_screened.hpp) aligned to 64 bytes, growing with headroom so that warm
+/// calls do not allocate.
+template <typename T>
+T* aligned_buffer(std::vector<T>& storage, Index n) {
+  static_assert(sizeof(T) == 4, "16 elements of headroom are the 64 bytes of alignment");
   resize_with_headroom(storage, static_cast<std::size_t>(n) + 16);
   const auto address = reinterpret_cast<std::uintptr_t>(storage.data());
-  return reinterpret_cast<float*>((address + 63) & ~std::uintptr_t(63));
+  return reinterpret_cast<T*>((address + 63) & ~std::uintptr_t(63));
 }
 
 /// C tile (rows x cols of at most tile_tokens x tile_latents, row stride ldc) = (accumulate ? C : 0)

@@ -65,7 +65,7 @@ inline float distance_factor(Index depth) {
 /// upper bounds of the Euclidean norms (plus 2⁻⁵⁰, the subnormal slack).
 inline __m512 panel_norms(const float* panel, Index width, Index depth, int lane0) {
   __m512 sum = _mm512_setzero_ps();
-  const __mmask16 lanes16 = static_cast<__mmask16>(width >= lane0 + 16 ? 0xFFFF : (1u << (width - lane0)) - 1u);
+  const Mask lanes16 = Simd::first(static_cast<int>(width - lane0));
   for (Index k = 0; k < depth; ++k) {
     const __m512 v = _mm512_maskz_loadu_ps(lanes16, panel + k * width + lane0);
     sum = _mm512_fmadd_ps(v, v, sum);
@@ -85,8 +85,7 @@ inline void to_bf16_pairs(const float* panel, Index width, Index depth, std::uin
     const float* even = panel + 2 * kp * width;
     const bool has_odd = 2 * kp + 1 < depth;
     for (Index j = 0; j < width; j += 16) {
-      const int n = static_cast<int>(std::min<Index>(16, width - j));
-      const __mmask16 m = static_cast<__mmask16>(n >= 16 ? 0xFFFF : (1u << n) - 1u);
+      const Mask m = Simd::first(static_cast<int>(width - j));
       const __m512 e = _mm512_maskz_loadu_ps(m, even + j);
       const __m512 o = has_odd ? _mm512_maskz_loadu_ps(m, even + width + j) : _mm512_setzero_ps();
       const __m512i lo = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(e));
@@ -101,7 +100,6 @@ struct LatentTerms {
   __m512 sum[2];        ///< start + bias (float), or 0
   __m512 magnitude[2];  ///< |start| + |bias|
   __m512 scaled_norm[2];  ///< δ ‖w‖
-  float delta = 0;        ///< δ
 };
 
 /// What one thread counts to decide whether screening pays.
@@ -196,8 +194,8 @@ inline void add_pending(Index depth, PendingGroups& pending, const float* w, con
 inline void screened_tile(Index depth, const float* const* x_rows, Index x_step, const std::uint32_t* xb_panel,
                           const float* x_norms,
                           const float* w_panel, const std::uint32_t* wb_panel, const LatentTerms& terms,
-                          const Epilogue& epilogue, float* c_tile, Index ldc, int rows, int cols,
-                          PendingGroups pending[2], ScreenTally& tally) {
+                          float distance_ceiling, const Epilogue& epilogue, float* c_tile, Index ldc, int rows,
+                          int cols, PendingGroups pending[2], ScreenTally& tally) {
   __m512 a[tile_tokens][2];
   for (int i = 0; i < tile_tokens; ++i) a[i][0] = a[i][1] = _mm512_setzero_ps();
   const Index pairs = (depth + 1) / 2;
@@ -213,9 +211,9 @@ inline void screened_tile(Index depth, const float* const* x_rows, Index x_step,
     }
   }
   const __m512 margin = _mm512_set1_ps(std::ldexp(1.0f, -21));
-  // ‖x‖ ‖w‖ δ below δ 2¹²⁰: no sum, float or bfloat16, can overflow (and a
-  // NaN or infinite input fails the test too).
-  const __m512 ceiling = _mm512_set1_ps(std::ldexp(terms.delta, 120));
+  // ‖x‖ ‖w‖ δ below δ 2¹²⁰ (distance_ceiling): no sum, float or bfloat16,
+  // can overflow (and a NaN or infinite input fails the test too).
+  const __m512 ceiling = _mm512_set1_ps(distance_ceiling);
   Index recomputed = 0;
   for (int i = 0; i < rows; ++i) {
     const __m512 x_norm = _mm512_set1_ps(x_norms[i]);
@@ -295,7 +293,7 @@ inline bool screened_relu_product(StridedMatrix X, StridedMatrix W, float* C, In
       panels_per_block(latent_panels, std::max<Index>(1, latent_block_bytes / split_panel_bytes), threads);
   const Index split_blocks = (latent_panels + split_block - 1) / split_block;
   const Index group_panels = std::max<Index>(1, token_group_bytes / (Index(sizeof(float)) * x_floats));
-  const float delta = screened::distance_factor(depth);
+  const float delta = screened::distance_factor(depth), distance_ceiling = std::ldexp(delta, 120);
 
   SAE_OMP(parallel if (worth_parallel(B * depth * F / 64)))
   {
@@ -303,11 +301,8 @@ inline bool screened_relu_product(StridedMatrix X, StridedMatrix W, float* C, In
     thread_local std::vector<std::uint32_t> wb_storage;
     thread_local std::vector<screened::LatentTerms> terms_storage;
     float* const own = aligned_buffer(w_storage, split_block * w_floats);
-    resize_with_headroom(wb_storage, static_cast<std::size_t>(split_block * wb_words) + 16);
+    std::uint32_t* const own_bf16 = aligned_buffer(wb_storage, split_block * wb_words);  // aligned loads
     resize_with_headroom(terms_storage, static_cast<std::size_t>(split_block));
-    // 64-byte aligned words for the bfloat16 panels' aligned loads.
-    const auto address = reinterpret_cast<std::uintptr_t>(wb_storage.data());
-    std::uint32_t* const own_bf16 = reinterpret_cast<std::uint32_t*>((address + 63) & ~std::uintptr_t(63));
     screened::ScreenTally tally;
     screened::PendingGroups pending[2];
     SAE_OMP(for schedule(dynamic))
@@ -331,7 +326,6 @@ inline bool screened_relu_product(StridedMatrix X, StridedMatrix W, float* C, In
           }
           terms.sum[h] = sum;
           terms.magnitude[h] = magnitude;
-          terms.delta = delta;
           terms.scaled_norm[h] = _mm512_mul_ps(screened::panel_norms(panel, tile_latents, depth, lanes * h),
                                                _mm512_set1_ps(delta));
         }
@@ -351,8 +345,9 @@ inline bool screened_relu_product(StridedMatrix X, StridedMatrix W, float* C, In
               // The exact sums read a row-major X's rows, else the panel's columns.
               const float* x_rows[tile_tokens];
               for (int i = 0; i < rows; ++i) x_rows[i] = X.row_major() ? X.at(t0 + i, 0) : x + i;
-              screened::screened_tile(depth, x_rows, X.row_major() ? 1 : tile_tokens, xb_packed + t * xb_words, x_norms + t0, w,
-                                      own_bf16 + (p - q0) * wb_words, terms_storage[static_cast<std::size_t>(p - q0)],
+              screened::screened_tile(depth, x_rows, X.row_major() ? 1 : tile_tokens, xb_packed + t * xb_words,
+                                      x_norms + t0, w, own_bf16 + (p - q0) * wb_words,
+                                      terms_storage[static_cast<std::size_t>(p - q0)], distance_ceiling,
                                       epilogue.at_column(f0), C + t0 * ldc + f0, ldc, rows, cols, pending, tally);
               tally.judge();
             }
