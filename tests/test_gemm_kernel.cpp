@@ -121,6 +121,20 @@ TEST_CASE("The encoder product matches double precision on edge tiles and depth 
     for (Index b = 0; b < B; ++b) expected.row(b) = (expected.row(b) + b_enc).cwiseMax(0.0f);
     CHECK(codes == expected);
   }
+  // JumpReLU's likewise: + b_enc, then p > θ ? p : 0, with thresholds of
+  // both signs.
+  const StartRow threshold = sae_test::normal_batch<float>(1, F, 6) * 0.5f;
+  const bool fused_jump = sae::detail::kernel_jumprelu_codes(o.start, b_enc, threshold, o.X, o.W, codes);
+  CHECK(fused_jump == fused);
+  if (fused_jump) {
+    RowBatch expected(B, F);
+    for (Index b = 0; b < B; ++b)
+      for (Index f = 0; f < F; ++f) {
+        const float pre = H(b, f) + b_enc(f);
+        expected(b, f) = pre > threshold(f) ? pre : 0.0f;
+      }
+    CHECK(codes == expected);
+  }
 #if defined(SAE_GEMM_KERNEL)
   CHECK(fused == (std::min(B, F) >= sae::detail::gemm::min_side));
 #else
@@ -137,6 +151,25 @@ TEST_CASE("A float ReLU model's codes are its encoder product then ReLU's pass, 
   model.activation().encode_in_place(model.params(), expected);
   const RowBatch codes = model.encode(X);
   REQUIRE((codes.array() > 0).any());
+  REQUIRE((codes.array() == 0).any());
+  CHECK(codes == expected);
+}
+
+TEST_CASE("A float JumpReLU model's codes are its encoder product then JumpReLU's pass, bit for bit",
+          "[gemm-kernel]") {
+  // On the kernel, encode applies b_enc and the thresholds as each tile is stored.
+  sae::SparseAutoEncoder<float, Dynamic, Dynamic, sae::JumpReLU> model(40, 70, sae::JumpReLU{}, sae::Init::Tied, 25);
+  model.apply_b_dec_to_input() = GENERATE(false, true);
+  model.params().b_enc = sae_test::normal_batch<float>(70, 1, 26) * 0.1f;
+  model.params().b_dec = sae_test::normal_batch<float>(40, 1, 27) * 0.1f;
+  model.params().threshold = (sae_test::normal_batch<float>(70, 1, 28) * 0.3f).array() + 0.2f;
+  const RowBatch X = sae_test::normal_batch<float>(50, 40, 29);
+  RowBatch expected;
+  model.encoder_product(X, expected);
+  model.activation().encode_in_place(model.params(), expected);
+  const RowBatch codes = model.encode(X);
+  REQUIRE((codes.array() > 0).any());
+  REQUIRE((codes.array() < 0).any());  // some thresholds are negative
   REQUIRE((codes.array() == 0).any());
   CHECK(codes == expected);
 }

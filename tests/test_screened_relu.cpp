@@ -1,13 +1,16 @@
-// tests/test_screened_relu.cpp: ReLU codes through the bfloat16 screen
-// (detail/gemm_screened.hpp), built into sae.gemm_kernel.bf16 (-mavx512f
-// -mfma -mavx512bf16), where every ReLU encoder product of the library takes
-// it. The screen may only skip entries it proves negative, so its codes must
-// be the plain kernel's bit for bit: against gemm::product and against a
-// chain of std::fma per entry, at trained-like sparsity (where it prunes) and
-// at a fresh model's (where it gives way to the plain kernel), on edge
-// shapes, column-major inputs, entries at zero's rounding distance, and
+// tests/test_screened_relu.cpp: ReLU and JumpReLU codes through the bfloat16
+// screen (detail/gemm_screened.hpp), built into sae.gemm_kernel.bf16
+// (-mavx512f -mfma -mavx512bf16), where every ReLU or JumpReLU encoder
+// product of the library takes it. The screen may only skip entries it
+// proves below zero (or below their threshold), so its codes must be the
+// plain kernel's bit for bit: against gemm::product and against a chain of
+// std::fma per entry, at trained-like sparsity (where it prunes) and at a
+// fresh model's (where it gives way to the plain kernel), on edge shapes,
+// column-major inputs, depths past the kernel's 1024-input block, batches cut
+// into chunks, entries at zero's (or the threshold's) rounding distance, and
 // non-finite, huge and subnormal inputs.
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <limits>
 #include <random>
@@ -28,6 +31,7 @@ struct Problem {
   std::vector<float> X;  // B x D, row-major (or column-major with x_col_major)
   std::vector<float> W;  // D x F, column-major (W_enc's layout)
   std::vector<float> start, bias;
+  std::vector<float> threshold;  // JumpReLU's θ per latent; empty for ReLU
   bool x_col_major = false;
 
   gemm::StridedMatrix x() const {
@@ -35,7 +39,8 @@ struct Problem {
   }
   gemm::StridedMatrix w() const { return {W.data(), 1, D}; }
   gemm::Epilogue epilogue() const {
-    return {start.empty() ? nullptr : start.data(), bias.data(), true};
+    return {start.empty() ? nullptr : start.data(), bias.data(), threshold.empty(),
+            threshold.empty() ? nullptr : threshold.data()};
   }
   float x_at(Index b, Index k) const { return x_col_major ? X[k * B + b] : X[b * D + k]; }
 };
@@ -67,19 +72,38 @@ std::vector<float> plain_codes(const Problem& p) {
   return C;
 }
 
-std::vector<float> screened_codes(const Problem& p, gemm::ScreenedCounts* counts = nullptr) {
+std::vector<float> screened_codes(const Problem& p, gemm::ScreenedCounts* counts = nullptr,
+                                  Index shared_bytes_limit = gemm::max_shared_bytes) {
   std::vector<float> C(p.B * p.F, -7.0f);
-  REQUIRE(gemm::screened_relu_product(p.x(), p.w(), C.data(), p.F, p.B, p.D, p.F, p.epilogue(), counts));
+  REQUIRE(gemm::screened_relu_product(p.x(), p.w(), C.data(), p.F, p.B, p.D, p.F, p.epilogue(), counts,
+                                      shared_bytes_limit));
   return C;
 }
 
-/// max(0, (chain of std::fma over k) + start + bias), the kernel's order.
-float fma_chain_code(const Problem& p, Index b, Index f) {
+/// (chain of std::fma over k) + start + bias, the kernel's order.
+float fma_chain_pre_activation(const Problem& p, Index b, Index f) {
   float sum = 0;
   for (Index k = 0; k < p.D; ++k) sum = std::fma(p.x_at(b, k), p.W[f * p.D + k], sum);
   if (!p.start.empty()) sum += p.start[f];
-  sum += p.bias[f];
-  return std::max(0.0f, sum);
+  return sum + p.bias[f];
+}
+
+/// The code from fma_chain_pre_activation: max(0, ·), or p > θ ? p : 0.
+float fma_chain_code(const Problem& p, Index b, Index f) {
+  const float pre = fma_chain_pre_activation(p, b, f);
+  if (p.threshold.empty()) return std::max(0.0f, pre);
+  return pre > p.threshold[f] ? pre : 0.0f;
+}
+
+/// Entries of `codes` whose bits differ from fma_chain_code, over the tokens b0, b0 + step, ...
+Index differing_from_chains(const Problem& p, const std::vector<float>& codes, Index step = 1) {
+  Index wrong = 0;
+  for (Index b = 0; b < p.B; b += step)
+    for (Index f = 0; f < p.F; ++f) {
+      const float expected = fma_chain_code(p, b, f);
+      wrong += std::memcmp(&expected, &codes[b * p.F + f], sizeof(float)) != 0;
+    }
+  return wrong;
 }
 
 /// Entries whose bits differ (NaNs compare by their bits too).
@@ -126,14 +150,64 @@ TEST_CASE("Screened ReLU codes are the plain kernel's bit for bit, pruning at tr
 
 TEST_CASE("Screened ReLU codes match a chain of std::fma per entry", "[screened]") {
   const Problem p = make_problem(40, 97, 300, -2.0f, true, 11);
-  const std::vector<float> screened = screened_codes(p);
-  Index wrong = 0;
-  for (Index b = 0; b < p.B; ++b)
-    for (Index f = 0; f < p.F; ++f) {
-      const float expected = fma_chain_code(p, b, f);
-      wrong += std::memcmp(&expected, &screened[b * p.F + f], sizeof(float)) != 0;
-    }
-  CHECK(wrong == 0);
+  CHECK(differing_from_chains(p, screened_codes(p)) == 0);
+}
+
+TEST_CASE("Screened JumpReLU codes are the plain kernel's and the chains' bit for bit", "[screened]") {
+  // As Gemma Scope's: b_enc near 0, the thresholds doing the pruning (about
+  // 0.4% of pre-activations N(0, 1) pass θ ≈ 2.66), and a few thresholds
+  // negative. Some thresholds sit exactly on a token's pre-activation (that
+  // entry is 0) or one float below it (it passes): the comparison is the
+  // float chain's to decide.
+  Problem p = make_problem(90, 200, 1000, 0.0f, true, 41);
+  std::mt19937 rng(42);
+  std::normal_distribution<float> normal;
+  p.threshold.resize(p.F);
+  for (Index f = 0; f < p.F; ++f) p.threshold[f] = f % 97 == 0 ? -0.5f : 2.66f + 0.2f * normal(rng);
+  for (Index f = 5; f < p.F; f += 50) {
+    const float pre = fma_chain_pre_activation(p, f % p.B, f);
+    p.threshold[f] = f % 100 == 5 ? pre : std::nextafter(pre, -1e30f);
+  }
+  gemm::ScreenedCounts counts;
+  const std::vector<float> screened = screened_codes(p, &counts);
+  CHECK(differing(plain_codes(p), screened) == 0);
+  CHECK(differing_from_chains(p, screened) == 0);
+  CHECK(counts.recomputed < counts.groups / 2);
+  Index passed_at_threshold = 0, negative = 0;
+  for (Index f = 5; f < p.F; f += 50) passed_at_threshold += screened[(f % p.B) * p.F + f] != 0;
+  for (float v : screened) negative += v < 0;
+  CHECK(passed_at_threshold == 10);  // the ten one float below; the ten on it are 0
+  CHECK(negative > 0);               // from the negative thresholds
+}
+
+TEST_CASE("Screened codes past the kernel's 1024-input depth block keep its bits", "[screened]") {
+  // gemm::product sums 2304 inputs as three blocks of 768, storing and
+  // reloading each running float; the screen's exact sums are one chain.
+  for (const Index D : {1025, 2304}) {
+    CAPTURE(D);
+    const Problem p = make_problem(30, D, 320, -2.66f, D > 2000, static_cast<unsigned>(D));
+    gemm::ScreenedCounts counts;
+    const std::vector<float> screened = screened_codes(p, &counts);
+    CHECK(differing(plain_codes(p), screened) == 0);
+    CHECK(differing_from_chains(p, screened, 7) == 0);
+    CHECK(counts.recomputed < counts.groups / 2);
+  }
+}
+
+TEST_CASE("The screen cuts a batch into chunks of tokens with the same bits", "[screened]") {
+  // Chunks of 24 tokens by the limit on the shared panels, and chunks as
+  // many as the latents (64) when tokens outnumber them.
+  struct Case {
+    Index B, F, limit;
+  };
+  const Index D = 100;
+  for (const Case c : {Case{100, 512, Index(sizeof(float)) * D * 24}, Case{400, 64, gemm::max_shared_bytes}}) {
+    CAPTURE(c.B, c.F, c.limit);
+    const Problem p = make_problem(c.B, D, c.F, -2.0f, true, static_cast<unsigned>(c.B));
+    gemm::ScreenedCounts counts;
+    CHECK(differing(plain_codes(p), screened_codes(p, &counts, c.limit)) == 0);
+    CHECK(counts.groups > 0);
+  }
 }
 
 TEST_CASE("A fresh model's codes, half positive, give way to the plain kernel with the same bits", "[screened]") {
@@ -164,6 +238,60 @@ TEST_CASE("Entries within rounding distance of zero are never pruned", "[screene
   for (Index f = 0; f < p.F; ++f) positive_at_zero += plain[(f % p.B) * p.F + f] > 0;
   CHECK(positive_at_zero > 0);  // rounding put some above zero
   CHECK(differing(plain, screened_codes(p)) == 0);
+}
+
+TEST_CASE("Entries where the bound is nearly attained are never pruned", "[screened]") {
+  // The bound's main terms are ‖x − x̂‖ ‖w‖ and ‖x̂‖ ‖w − ŵ‖ (x̂, ŵ in
+  // bfloat16), from Cauchy–Schwarz on x·w − x̂·ŵ = (x − x̂)·w + x̂·(w − ŵ).
+  // Here one or the other is attained: latent 0 points along the token's
+  // rounding errors (and is itself exact in bfloat16), so the bfloat16 sum
+  // misses ≈ ‖x − x̂‖ ‖w‖; or the roles swap. Its bias puts the bfloat16 sum
+  // 0.6 of that below zero and the exact sum 0.4 above it; the other latents
+  // of its group are far below zero. A bound half the size would prune the
+  // group and lose the positive code. Half the trials are JumpReLU's, with
+  // the same distances from a threshold of 0.7 or −0.3. (One token per call:
+  // other tokens' codes at latent 0 would be half positive, and their groups
+  // not screened.)
+  const auto round = [](float v) {  // to bfloat16, nearest even (finite v)
+    std::uint32_t bits;
+    std::memcpy(&bits, &v, 4);
+    bits = (bits + 0x7FFFu + ((bits >> 16) & 1u)) & 0xFFFF0000u;
+    std::memcpy(&v, &bits, 4);
+    return v;
+  };
+  const Index D = 300;
+  for (int trial = 0; trial < 16; ++trial) {
+    const bool token_rounds = trial % 2 == 0;
+    const float theta = trial % 4 < 2 ? 0.0f : trial % 8 < 4 ? 0.7f : -0.3f;
+    CAPTURE(trial, token_rounds, theta);
+    Problem p = make_problem(1, D, 64, -100.0f, false, static_cast<unsigned>(60 + trial));
+    if (trial % 4 >= 2) p.threshold.assign(64, theta);
+    float* x = p.X.data();
+    float* w = p.W.data();  // latent 0
+    float* exact_side = token_rounds ? w : x;  // made to round to itself
+    const float* rounded_side = token_rounds ? x : w;
+    double error_norm = 0;
+    for (Index k = 0; k < D; ++k) error_norm += std::pow(rounded_side[k] - round(rounded_side[k]), 2.0);
+    error_norm = std::sqrt(error_norm);
+    const double scale = token_rounds ? 1.0 : std::sqrt(static_cast<double>(D));  // ‖w‖ ≈ 1, ‖x‖ ≈ √D
+    for (Index k = 0; k < D; ++k)
+      exact_side[k] = round(static_cast<float>((rounded_side[k] - round(rounded_side[k])) / error_norm * scale));
+    double rounded_dot = 0, missed = 0, exact_norm = 0;
+    for (Index k = 0; k < D; ++k) {
+      rounded_dot += static_cast<double>(round(x[k])) * round(w[k]);
+      missed += static_cast<double>(x[k]) * w[k] - static_cast<double>(round(x[k])) * round(w[k]);
+      exact_norm += static_cast<double>(exact_side[k]) * exact_side[k];
+    }
+    REQUIRE(missed > 0.9 * error_norm * std::sqrt(exact_norm));  // Cauchy–Schwarz nearly attained
+    p.bias[0] = static_cast<float>(theta - rounded_dot - 0.6 * missed);
+    const std::vector<float> plain = plain_codes(p);
+    REQUIRE(plain[0] > theta);
+    gemm::ScreenedCounts counts;
+    const std::vector<float> screened = screened_codes(p, &counts);
+    CHECK(counts.groups == 4);  // every group screened (too few tiles for the fallback to judge)
+    CHECK(counts.recomputed == 1);
+    CHECK(differing(plain, screened) == 0);
+  }
 }
 
 TEST_CASE("Non-finite, huge and subnormal inputs take the exact path", "[screened]") {

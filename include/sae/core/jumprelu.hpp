@@ -12,6 +12,7 @@
 #include <string>
 
 #include "../config.hpp"
+#include "../detail/parallel.hpp"
 
 namespace sae {
 
@@ -39,6 +40,7 @@ struct JumpReLU {
   template <typename Params, typename Derived>
   void encode_in_place(const Params& p, Eigen::MatrixBase<Derived>& H) const {
     using Scalar = typename Derived::Scalar;
+    SAE_OMP(parallel for schedule(static) if (detail::worth_parallel(H.size())))
     for (Index b = 0; b < H.rows(); ++b)
       for (Index f = 0; f < H.cols(); ++f) {
         const Scalar pre = H(b, f) + p.b_enc(f);

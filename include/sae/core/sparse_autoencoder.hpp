@@ -150,6 +150,9 @@ class SparseAutoEncoder {
       // On the GEMM kernel, ReLU's codes in one pass over them: each tile gets
       // b_enc and the clamp as it is stored (the same bits as the two passes).
       if (detail::kernel_relu_codes(start, params_.b_enc, X, params_.W_enc, codes)) return;
+    } else if constexpr (std::is_same_v<Activation, JumpReLU>) {
+      // Likewise b_enc and the thresholds (the same bits as encode_in_place).
+      if (detail::kernel_jumprelu_codes(start, params_.b_enc, params_.threshold, X, params_.W_enc, codes)) return;
     }
     detail::start_rows_then_add_product(start, X, params_.W_enc, codes);
     activation_.encode_in_place(params_, codes);

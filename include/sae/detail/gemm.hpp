@@ -10,8 +10,8 @@
 // PyTorch") and does not depend on which kernels OpenBLAS picks. The two
 // instruction sets share every line but the few in Simd below: register
 // width (16 or 8 floats), and so the tile, 12 x 32 or 6 x 16. (On CPUs with
-// AVX-512 BF16, ReLU's codes first try gemm_screened.hpp, which gives the
-// same bits while skipping the entries it proves negative.)
+// AVX-512 BF16, ReLU's and JumpReLU's codes first try gemm_screened.hpp,
+// which gives the same bits while skipping the entries it proves silent.)
 // It is the textbook blocked GEMM
 // (Goto and van de Geijn, "Anatomy of high-performance matrix
 // multiplication", 2008), in the words of the encoder: C (B x F, row-major:
@@ -29,7 +29,8 @@
 //   - The micro-kernel keeps a 12 x 32 tile of C in 24 zmm registers (6 x 16
 //     in 12 ymm on AVX2) over the depth block, so every element of C is
 //     written once per block, with its start value (and for ReLU's codes
-//     b_enc and the clamp at zero) after the last.
+//     b_enc and the clamp at zero, for JumpReLU's b_enc and the thresholds)
+//     after the last.
 // Each element of C is one chain of FMAs over k in order, then + start: the
 // same bits for any thread count and any blocking of tokens and latents (the
 // depth blocking depends on D alone, and a block reloads the running sum).
@@ -95,6 +96,8 @@ struct Simd {
   static Vec add(Vec a, Vec b) { return _mm512_add_ps(a, b); }
   /// max(0, c) with c second: a NaN passes through, as in Eigen's cwiseMax.
   static Vec relu(Vec c) { return _mm512_max_ps(_mm512_setzero_ps(), c); }
+  /// JumpReLU: c > theta ? c : 0 (a NaN gives 0, as the comparison in C++).
+  static Vec jump(Vec c, Vec theta) { return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(c, theta, _CMP_GT_OQ), c); }
 
   /// r[i] = column i of the 16 x 16 block whose rows were r[0..15]: four rounds
   /// of shuffles, each pairing registers at twice the distance of the last.
@@ -147,6 +150,7 @@ struct Simd {
   static Vec fmadd(Vec a, Vec b, Vec c) { return _mm256_fmadd_ps(a, b, c); }
   static Vec add(Vec a, Vec b) { return _mm256_add_ps(a, b); }
   static Vec relu(Vec c) { return _mm256_max_ps(_mm256_setzero_ps(), c); }
+  static Vec jump(Vec c, Vec theta) { return _mm256_and_ps(_mm256_cmp_ps(c, theta, _CMP_GT_OQ), c); }
 
   /// r[i] = column i of the 8 x 8 block whose rows were r[0..7]: pairs of
   /// floats, then of doubles, then the 128-bit halves.
@@ -201,14 +205,18 @@ struct StridedMatrix {
 };
 
 /// What the last depth block does to each element of C after the products:
-/// + start, then + bias, then max(0, ·) when `relu`, in that order (the
-/// order of the separate passes it replaces, so the same roundings). Null
-/// rows are skipped.
+/// + start, then + bias, then max(0, ·) when `relu`, or JumpReLU's rule
+/// p > θ ? p : 0 against a row of thresholds, in that order (the order of the
+/// separate passes it replaces, so the same roundings). Null rows are skipped.
 struct Epilogue {
   const float* start = nullptr;
   const float* bias = nullptr;
   bool relu = false;
-  Epilogue at_column(Index f0) const { return {start ? start + f0 : nullptr, bias ? bias + f0 : nullptr, relu}; }
+  const float* threshold = nullptr;
+  Epilogue at_column(Index f0) const {
+    const auto column = [f0](const float* row) { return row ? row + f0 : nullptr; };
+    return {column(start), column(bias), relu, column(threshold)};
+  }
 };
 
 /// A reusable buffer of n 4-byte elements (floats, or the bfloat16 pairs of
@@ -268,6 +276,14 @@ inline void micro_kernel(Index depth, const float* x_panel, const float* w_panel
     for (int i = 0; i < tile_tokens; ++i) {
       c[i][0] = Simd::relu(c[i][0]);
       c[i][1] = Simd::relu(c[i][1]);
+    }
+  }
+  if (epilogue.threshold) {
+    const Vec t0 = Simd::load(mask0, epilogue.threshold), t1 = Simd::load(mask1, epilogue.threshold + lanes);
+#pragma GCC unroll 12
+    for (int i = 0; i < tile_tokens; ++i) {
+      c[i][0] = Simd::jump(c[i][0], t0);
+      c[i][1] = Simd::jump(c[i][1], t1);
     }
   }
   if (full) {

@@ -1,25 +1,34 @@
-// sae/detail/gemm_screened.hpp: ReLU codes max(0, X W + start + bias) with the
-// same bits as gemm::product, which skips the exact products of the entries a
-// cheap bound proves negative. Built for CPUs with AVX-512 BF16 (Zen 4 and
-// later, Cooper Lake, Sapphire Rapids).
+// sae/detail/gemm_screened.hpp: ReLU codes max(0, X W + start + bias), or
+// JumpReLU's p · 1[p > θ], with the same bits as gemm::product, which skips
+// the exact products of the entries a cheap bound proves silent. Built for
+// CPUs with AVX-512 BF16 (Zen 4 and later, Cooper Lake, Sapphire Rapids).
 //
 // A trained SAE fires a few dozen of its F latents per token: almost every
-// pre-activation is below zero, and ReLU writes 0 there whatever its exact
-// value. Each tile of C is first summed in bfloat16 (vdpbf16ps: two products
-// per lane per instruction, twice the FMA's rate), which gives every entry
-// within a proven distance of the exact float chain:
-//   |t − a| ≤ δ ‖x‖ ‖w‖,  δ = 2u_b + u_b² + γ_D ((1 + u_b)² + 1) (+ margins),
-// for t the kernel's chain of FMAs over k (γ_D = D u / (1 − D u), u = 2⁻²⁴),
-// a the bfloat16 sum (inputs rounded to nearest with u_b = 2⁻⁸, the products
-// exact, at most D roundings of the float sums) and Cauchy–Schwarz for
-// Σ|x_k w_k| (Higham, "Accuracy and Stability of Numerical Algorithms", §3.1).
-// Flushed subnormals add an absolute slack (norms taken + 2⁻⁵⁰). An entry
-// whose bound a + start + bias + margin is below zero is certainly negative
-// in the exact sum, so it is stored as the +0 the kernel's max(0, ·) writes;
+// pre-activation is below zero (or below its JumpReLU threshold), and the
+// code there is 0 whatever its exact value. Each tile of C is first summed
+// in bfloat16 (vdpbf16ps: two products per lane per instruction, twice the
+// FMA's rate), which gives every entry within a proven distance of the exact
+// float chain. For t the kernel's chain of FMAs over k and a the bfloat16
+// sum of x̂ ŵ (inputs rounded to nearest, |x̂_k| ≤ (1 + u_b) |x_k| with u_b =
+// 2⁻⁸; the products exact, at most D roundings of the float sums),
+//   |t − a| ≤ |t − x·w| + |x·w − x̂·ŵ| + |x̂·ŵ − a|
+//           ≤ γ_D ‖x‖ ‖w‖ + ‖x − x̂‖ ‖w‖ + ‖x̂‖ ‖w − ŵ‖ + γ_D ‖x̂‖ ‖ŵ‖
+//           ≤ ‖w‖ (‖x − x̂‖ + g ‖x‖) + (1 + u_b) ‖x‖ ‖w − ŵ‖,
+// g = γ_D ((1 + u_b)² + 1), γ_D = D u / (1 − D u), u = 2⁻²⁴ (Higham,
+// "Accuracy and Stability of Numerical Algorithms", §3.1, and Cauchy–Schwarz,
+// as x·w − x̂·ŵ = (x − x̂)·w + x̂·(w − ŵ)). The rounding errors' norms are
+// measured, not bounded by u_b ‖x‖: rounding to nearest leaves them at about
+// 0.4 u_b ‖x‖, so the distance is under half of the 2 u_b ‖x‖ ‖w‖ that u_b
+// alone would give (and the screen settles more groups; run W in the README).
+// Flushed subnormals add an absolute slack (norms taken
+// + 2⁻⁵⁰), and the bound's own float arithmetic a factor 1 + 2⁻¹². An entry
+// whose bound a + start + bias + margin is below zero (or θ) is certainly
+// below it in the exact sum, so it is stored as the +0 the kernel writes;
 // every other group of 16 latents of a token is summed again in float, FMA
-// by FMA in the kernel's order, and goes through the kernel's epilogue: the
-// same bits. NaN and infinities make the bound NaN or infinite, never
-// "negative", so they take the exact path too.
+// by FMA in the kernel's order (one chain over all D: the kernel's depth
+// blocks store and reload the running float, which changes nothing), and
+// goes through the kernel's epilogue: the same bits. NaN and infinities make
+// the bound NaN or infinite, never "below", so they take the exact path too.
 //
 // At about half the latents firing (a freshly initialised model) nearly every
 // group needs the exact sum, which would cost 1.5 times the plain kernel: each
@@ -53,21 +62,34 @@ inline constexpr double dense_share = 0.35;
 /// Tiles a thread screens before it judges that share.
 inline constexpr Index trial_tiles = 16;
 
-/// δ for D inputs, with margins for the float arithmetic of the bound itself.
-inline float distance_factor(Index depth) {
-  const double u = std::ldexp(1.0, -24), u_b = std::ldexp(1.0, -8);
+/// u_b, the unit roundoff of bfloat16.
+inline constexpr double bf16_unit = 1.0 / 256;
+/// The bound's inflation for its own float arithmetic.
+inline constexpr double bound_growth = 1.0 + 1.0 / 4096;
+
+/// g = γ_D ((1 + u_b)² + 1), the two float sums' share of the distance per ‖x‖ ‖w‖.
+inline double chain_factor(Index depth) {
+  const double u = std::ldexp(1.0, -24);
   const double gamma = depth * u / (1.0 - depth * u);
-  const double delta = 2 * u_b + u_b * u_b + gamma * ((1 + u_b) * (1 + u_b) + 1);
-  return static_cast<float>(delta * (1.0 + std::ldexp(1.0, -12)));
+  return gamma * ((1 + bf16_unit) * (1 + bf16_unit) + 1);
+}
+
+/// v − v̂: what rounding to bfloat16 (as to_bf16_pairs does) takes off each lane (exact in float).
+inline __m512 bf16_rounding_error(__m512 v) {
+  const __m512i rounded = _mm512_slli_epi32(_mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(v)), 16);
+  return _mm512_sub_ps(v, _mm512_castsi512_ps(rounded));
 }
 
 /// Σ over `depth` k-steps of a packed panel's squares, per lane, as float
-/// upper bounds of the Euclidean norms (plus 2⁻⁵⁰, the subnormal slack).
+/// upper bounds of the Euclidean norms (plus 2⁻⁵⁰, the subnormal slack); of
+/// the bfloat16 rounding errors' instead with `of_rounding_errors`.
+template <bool of_rounding_errors = false>
 inline __m512 panel_norms(const float* panel, Index width, Index depth, int lane0) {
   __m512 sum = _mm512_setzero_ps();
   const Mask lanes16 = Simd::first(static_cast<int>(width - lane0));
   for (Index k = 0; k < depth; ++k) {
-    const __m512 v = _mm512_maskz_loadu_ps(lanes16, panel + k * width + lane0);
+    __m512 v = _mm512_maskz_loadu_ps(lanes16, panel + k * width + lane0);
+    if constexpr (of_rounding_errors) v = bf16_rounding_error(v);
     sum = _mm512_fmadd_ps(v, v, sum);
   }
   // A float sum of D squares is within γ_D of the exact one; sqrt adds u.
@@ -95,11 +117,20 @@ inline void to_bf16_pairs(const float* panel, Index width, Index depth, std::uin
   }
 }
 
-/// Per latent of a tile: the bias as the bound adds it, and |start| + |bias|.
+/// Per latent of a tile: the bias as the bound adds it, the level a code
+/// must exceed, and the magnitudes the bound's own roundings scale with.
 struct LatentTerms {
   __m512 sum[2];        ///< start + bias (float), or 0
-  __m512 magnitude[2];  ///< |start| + |bias|
-  __m512 scaled_norm[2];  ///< δ ‖w‖
+  __m512 threshold[2];  ///< JumpReLU's θ, or ReLU's 0
+  __m512 magnitude[2];  ///< |start| + |bias| + |θ|
+  __m512 norm[2];        ///< ‖w‖
+  __m512 error_norm[2];  ///< ‖w − ŵ‖
+};
+
+/// Per token, the factors of the distance P ‖w‖ + Q ‖w − ŵ‖ (above).
+struct TokenTerms {
+  float p;  ///< (‖x − x̂‖ + g ‖x‖) (1 + 2⁻¹²)
+  float q;  ///< (1 + u_b) ‖x‖ (1 + 2⁻¹²)
 };
 
 /// What one thread counts to decide whether screening pays.
@@ -120,9 +151,8 @@ struct ScreenTally {
 /// out each FMA's latency).
 struct PendingGroups {
   const float* w = nullptr;  ///< the latents' lanes in their packed panel (stride tile_latents)
-  const float* start = nullptr;  ///< the epilogue's rows at these latents, or null
-  const float* bias = nullptr;
-  Mask mask = 0;                 ///< which of the 16 latents are inside C
+  Epilogue epilogue;         ///< the epilogue at these latents
+  Mask mask = 0;             ///< which of the 16 latents are inside C
   const float* x[8];             ///< each token's inputs, x_step floats apart
   Index x_step = 1;
   float* c[8];                   ///< where its 16 codes go
@@ -130,7 +160,7 @@ struct PendingGroups {
 };
 
 /// The exact sums of N groups side by side, each as micro_kernel sums it
-/// (from 0, FMA by FMA over k), then the epilogue and ReLU, stored.
+/// (from 0, FMA by FMA over k), then the epilogue, stored.
 template <int N>
 inline void exact_groups(Index depth, const PendingGroups& g) {
   Vec c[N];
@@ -147,10 +177,13 @@ inline void exact_groups(Index depth, const PendingGroups& g) {
 #pragma GCC unroll 8
     for (int n = 0; n < N; ++n) c[n] = Simd::fmadd(Simd::broadcast(x[n][k * g.x_step]), w, c[n]);
   }
+  const Vec theta = g.epilogue.threshold ? Simd::load(g.mask, g.epilogue.threshold) : Simd::zero();
   for (int n = 0; n < N; ++n) {
-    for (const float* r : {g.start, g.bias})
+    for (const float* r : {g.epilogue.start, g.epilogue.bias})
       if (r) c[n] = Simd::add(c[n], Simd::load(g.mask, r));
-    Simd::store(g.c[n], g.mask, Simd::relu(c[n]));
+    if (g.epilogue.relu) c[n] = Simd::relu(c[n]);
+    if (g.epilogue.threshold) c[n] = Simd::jump(c[n], theta);
+    Simd::store(g.c[n], g.mask, c[n]);
   }
 }
 
@@ -170,15 +203,14 @@ inline void run_pending(Index depth, PendingGroups& pending) {
   pending.count = 0;
 }
 
-/// Adds a group of the latents at w (with their epilogue rows and mask),
+/// Adds a group of the latents at w (with their epilogue and mask),
 /// first running what is pending for other latents or when eight wait.
-inline void add_pending(Index depth, PendingGroups& pending, const float* w, const float* start, const float* bias,
-                        Mask mask, const float* x, Index x_step, float* c) {
+inline void add_pending(Index depth, PendingGroups& pending, const float* w, const Epilogue& epilogue, Mask mask,
+                        const float* x, Index x_step, float* c) {
   if (pending.count > 0 && pending.w != w) run_pending(depth, pending);
   if (pending.count == 0) {
     pending.w = w;
-    pending.start = start;
-    pending.bias = bias;
+    pending.epilogue = epilogue;
     pending.mask = mask;
     pending.x_step = x_step;
   }
@@ -192,7 +224,7 @@ inline void add_pending(Index depth, PendingGroups& pending, const float* w, con
 /// (one list per half of the tile's latents) for its exact sum, whose panels
 /// must stay packed until run_pending.
 inline void screened_tile(Index depth, const float* const* x_rows, Index x_step, const std::uint32_t* xb_panel,
-                          const float* x_norms,
+                          const TokenTerms* token_terms,
                           const float* w_panel, const std::uint32_t* wb_panel, const LatentTerms& terms,
                           float distance_ceiling, const Epilogue& epilogue, float* c_tile, Index ldc, int rows,
                           int cols, PendingGroups pending[2], ScreenTally& tally) {
@@ -211,28 +243,28 @@ inline void screened_tile(Index depth, const float* const* x_rows, Index x_step,
     }
   }
   const __m512 margin = _mm512_set1_ps(std::ldexp(1.0f, -21));
-  // ‖x‖ ‖w‖ δ below δ 2¹²⁰ (distance_ceiling): no sum, float or bfloat16,
-  // can overflow (and a NaN or infinite input fails the test too).
+  // The distance, at least g ‖x‖ ‖w‖, below g 2¹²⁰ (distance_ceiling): no
+  // sum, float or bfloat16, can overflow (and a NaN or infinite input fails
+  // the test too).
   const __m512 ceiling = _mm512_set1_ps(distance_ceiling);
   Index recomputed = 0;
   for (int i = 0; i < rows; ++i) {
-    const __m512 x_norm = _mm512_set1_ps(x_norms[i]);
+    const __m512 p = _mm512_set1_ps(token_terms[i].p), q = _mm512_set1_ps(token_terms[i].q);
     for (int h = 0; h < 2 && h * lanes < cols; ++h) {
       const __m512 value = _mm512_add_ps(a[i][h], terms.sum[h]);
       const __m512 size = _mm512_add_ps(_mm512_abs_ps(a[i][h]), terms.magnitude[h]);
-      const __m512 distance = _mm512_mul_ps(x_norm, terms.scaled_norm[h]);
+      const __m512 distance = _mm512_fmadd_ps(p, terms.norm[h], _mm512_mul_ps(q, terms.error_norm[h]));
       const __m512 bound = _mm512_fmadd_ps(size, margin, distance);
       const __mmask16 valid = Simd::first(cols - lanes * h);
       const __mmask16 in_range = _mm512_mask_cmp_ps_mask(valid, distance, ceiling, _CMP_LT_OQ);
-      const __mmask16 negative = _mm512_mask_cmp_ps_mask(in_range, _mm512_add_ps(value, bound), _mm512_setzero_ps(),
-                                                         _CMP_LT_OQ);
+      const __mmask16 silent = _mm512_mask_cmp_ps_mask(in_range, _mm512_add_ps(value, bound), terms.threshold[h],
+                                                       _CMP_LT_OQ);
       float* const c = c_tile + i * ldc + lanes * h;
-      if (negative == valid) {
+      if (silent == valid) {
         Simd::store(c, valid, Simd::zero());
         continue;
       }
-      add_pending(depth, pending[h], w_panel + lanes * h, epilogue.start ? epilogue.start + lanes * h : nullptr,
-                  epilogue.bias ? epilogue.bias + lanes * h : nullptr, valid, x_rows[i], x_step, c);
+      add_pending(depth, pending[h], w_panel + lanes * h, epilogue.at_column(lanes * h), valid, x_rows[i], x_step, c);
       ++recomputed;
     }
   }
@@ -251,17 +283,28 @@ struct ScreenedCounts {
   Index recomputed = 0;
 };
 
-/// C (B x F, row-major, row stride ldc) = max(0, X W + start + bias), the
-/// epilogue's rows as in product, with product's bits; false (C untouched)
-/// where it does not apply: without ReLU, when the tokens are not the smaller
-/// side, when they would not fit one shared block, or past max_depth inputs.
+/// C (B x F, row-major, row stride ldc) = max(0, P) or JumpReLU's P · 1[P >
+/// θ], P = X W + start + bias, the epilogue as in product, with product's
+/// bits; false (C untouched) where it does not apply: without ReLU or
+/// thresholds, or past max_depth inputs. Like product, it runs in chunks of
+/// tokens when their panels would pass shared_bytes_limit, and also when
+/// they outnumber the latents (so that the threads, which split the
+/// latents, have enough to share).
 inline bool screened_relu_product(StridedMatrix X, StridedMatrix W, float* C, Index ldc, Index B, Index D, Index F,
-                                  const Epilogue& epilogue, ScreenedCounts* counts = nullptr) {
-  if (!epilogue.relu || B > F || D > screened::max_depth || D > max_depth_block) return false;
+                                  const Epilogue& epilogue, ScreenedCounts* counts = nullptr,
+                                  Index shared_bytes_limit = max_shared_bytes) {
+  if (!(epilogue.relu || epilogue.threshold) || D > screened::max_depth) return false;
+  const Index chunk = std::max<Index>(
+      tile_tokens, std::min(shared_bytes_limit / (Index(sizeof(float)) * D), F) / tile_tokens * tile_tokens);
+  if (B > chunk) {
+    for (Index s0 = 0; s0 < B; s0 += chunk)
+      screened_relu_product({X.at(s0, 0), X.row_stride, X.col_stride}, W, C + s0 * ldc, ldc, std::min(chunk, B - s0),
+                            D, F, epilogue, counts, shared_bytes_limit);
+    return true;
+  }
   const Index token_panels = (B + tile_tokens - 1) / tile_tokens;
   const Index latent_panels = (F + tile_latents - 1) / tile_latents;
   const Index depth = D, pairs = (D + 1) / 2;
-  if (Index(sizeof(float)) * token_panels * tile_tokens * depth > max_shared_bytes) return false;
   int threads = 1;
 #if defined(_OPENMP)
   threads = omp_get_max_threads();
@@ -270,22 +313,28 @@ inline bool screened_relu_product(StridedMatrix X, StridedMatrix W, float* C, In
   const Index xb_words = tile_tokens * pairs, wb_words = tile_latents * pairs;
 
   // The shared side: every token panel in float and in bfloat16 pairs, and
-  // each token's norm.
-  thread_local std::vector<float> x_storage, norm_storage;
+  // each token's factors of the distance.
+  const double chain = screened::chain_factor(depth);
+  thread_local std::vector<float> x_storage;
   thread_local std::vector<std::uint32_t> xb_storage;
+  thread_local std::vector<screened::TokenTerms> token_storage;
   float* const x_packed = aligned_buffer(x_storage, token_panels * x_floats);
   resize_with_headroom(xb_storage, static_cast<std::size_t>(token_panels * xb_words) + 16);
-  resize_with_headroom(norm_storage, static_cast<std::size_t>(token_panels * tile_tokens));
+  resize_with_headroom(token_storage, static_cast<std::size_t>(token_panels * tile_tokens));
   std::uint32_t* const xb_packed = xb_storage.data();
-  float* const x_norms = norm_storage.data();
+  screened::TokenTerms* const token_terms = token_storage.data();
   SAE_OMP(parallel for schedule(static) if (worth_parallel(token_panels * x_floats)))
   for (Index t = 0; t < token_panels; ++t) {
     float* panel = x_packed + t * x_floats;
     pack_token_panel(X, B, t * tile_tokens, 0, depth, panel);
     screened::to_bf16_pairs(panel, tile_tokens, depth, xb_packed + t * xb_words);
-    alignas(64) float norms[16];
+    alignas(64) float norms[16], errors[16];
     _mm512_store_ps(norms, screened::panel_norms(panel, tile_tokens, depth, 0));
-    for (int i = 0; i < tile_tokens; ++i) x_norms[t * tile_tokens + i] = norms[i];
+    _mm512_store_ps(errors, screened::panel_norms<true>(panel, tile_tokens, depth, 0));
+    for (int i = 0; i < tile_tokens; ++i)
+      token_terms[t * tile_tokens + i] = {
+          static_cast<float>((errors[i] + chain * norms[i]) * screened::bound_growth),
+          static_cast<float>((1 + screened::bf16_unit) * norms[i] * screened::bound_growth)};
   }
 
   const Index split_panel_bytes = Index(sizeof(float)) * w_floats;
@@ -293,7 +342,7 @@ inline bool screened_relu_product(StridedMatrix X, StridedMatrix W, float* C, In
       panels_per_block(latent_panels, std::max<Index>(1, latent_block_bytes / split_panel_bytes), threads);
   const Index split_blocks = (latent_panels + split_block - 1) / split_block;
   const Index group_panels = std::max<Index>(1, token_group_bytes / (Index(sizeof(float)) * x_floats));
-  const float delta = screened::distance_factor(depth), distance_ceiling = std::ldexp(delta, 120);
+  const float distance_ceiling = static_cast<float>(std::ldexp(chain, 120));
 
   SAE_OMP(parallel if (worth_parallel(B * depth * F / 64)))
   {
@@ -317,17 +366,22 @@ inline bool screened_relu_product(StridedMatrix X, StridedMatrix W, float* C, In
         const Index f0 = q * tile_latents;
         for (int h = 0; h < 2; ++h) {
           const Mask mask = Simd::first(static_cast<int>(F - f0) - lanes * h);
-          __m512 sum = _mm512_setzero_ps(), magnitude = _mm512_setzero_ps();
+          __m512 sum = _mm512_setzero_ps(), magnitude = _mm512_setzero_ps(), threshold = _mm512_setzero_ps();
           for (const float* r : {epilogue.start, epilogue.bias}) {
             if (!r) continue;
             const __m512 v = _mm512_maskz_loadu_ps(mask, r + f0 + lanes * h);
             sum = _mm512_add_ps(sum, v);
             magnitude = _mm512_add_ps(magnitude, _mm512_abs_ps(v));
           }
+          if (epilogue.threshold) {
+            threshold = _mm512_maskz_loadu_ps(mask, epilogue.threshold + f0 + lanes * h);
+            magnitude = _mm512_add_ps(magnitude, _mm512_abs_ps(threshold));
+          }
           terms.sum[h] = sum;
+          terms.threshold[h] = threshold;
           terms.magnitude[h] = magnitude;
-          terms.scaled_norm[h] = _mm512_mul_ps(screened::panel_norms(panel, tile_latents, depth, lanes * h),
-                                               _mm512_set1_ps(delta));
+          terms.norm[h] = screened::panel_norms(panel, tile_latents, depth, lanes * h);
+          terms.error_norm[h] = screened::panel_norms<true>(panel, tile_latents, depth, lanes * h);
         }
       }
       for (Index g0 = 0; g0 < token_panels; g0 += group_panels) {
@@ -346,7 +400,7 @@ inline bool screened_relu_product(StridedMatrix X, StridedMatrix W, float* C, In
               const float* x_rows[tile_tokens];
               for (int i = 0; i < rows; ++i) x_rows[i] = X.row_major() ? X.at(t0 + i, 0) : x + i;
               screened::screened_tile(depth, x_rows, X.row_major() ? 1 : tile_tokens, xb_packed + t * xb_words,
-                                      x_norms + t0, w, own_bf16 + (p - q0) * wb_words,
+                                      token_terms + t0, w, own_bf16 + (p - q0) * wb_words,
                                       terms_storage[static_cast<std::size_t>(p - q0)], distance_ceiling,
                                       epilogue.at_column(f0), C + t0 * ldc + f0, ldc, rows, cols, pending, tally);
               tally.judge();

@@ -36,37 +36,37 @@ gemm::StridedMatrix strided_matrix(const M& m) {
 }
 #endif
 
-/// Runs C = A B on the kernel, with the epilogue's rows and ReLU applied as
-/// each tile is stored, and returns true; or returns false when the kernel
-/// does not apply to these types, or C has fewer than 16 rows or columns (a
-/// GEMV's shape, where Eigen's is faster), or there is no depth. C must be
-/// sized already. A column-major C is computed as its transpose, Bᵀ Aᵀ,
-/// without rows to add.
+/// Runs C = A B on the kernel, with the epilogue's rows and ReLU (or
+/// JumpReLU's thresholds) applied as each tile is stored, and returns true;
+/// or returns false when the kernel does not apply to these types, or C has
+/// fewer than 16 rows or columns (a GEMV's shape, where Eigen's is faster),
+/// or there is no depth. C must be sized already. A column-major C is
+/// computed as its transpose, Bᵀ Aᵀ, without rows to add or thresholds.
 template <typename DerivedA, typename DerivedB, typename Out>
 bool gemm_kernel_product(const DerivedA& A, const DerivedB& B, Out& C, bool relu = false, const float* start = nullptr,
-                         const float* bias = nullptr) {
+                         const float* bias = nullptr, const float* threshold = nullptr) {
   if constexpr (gemm_kernel_operand<DerivedA>() && gemm_kernel_operand<DerivedB>() && gemm_kernel_operand<Out>()) {
 #if defined(SAE_GEMM_KERNEL)
     const Index rows = A.rows(), depth = A.cols(), cols = B.cols();
     if (std::min(rows, cols) < gemm::min_side || depth == 0) return false;
     if constexpr (bool(Out::IsRowMajor)) {
+      const gemm::Epilogue epilogue{start, bias, relu, threshold};
 #if defined(SAE_SCREENED_RELU)
-      if (relu && gemm::screened_relu_product(strided_matrix(A), strided_matrix(B), C.data(), C.outerStride(), rows,
-                                              depth, cols, {start, bias, relu}))
+      if ((relu || threshold) && gemm::screened_relu_product(strided_matrix(A), strided_matrix(B), C.data(),
+                                                             C.outerStride(), rows, depth, cols, epilogue))
         return true;
 #endif
-      gemm::product(strided_matrix(A), strided_matrix(B), C.data(), C.outerStride(), rows, depth, cols,
-                    {start, bias, relu});
+      gemm::product(strided_matrix(A), strided_matrix(B), C.data(), C.outerStride(), rows, depth, cols, epilogue);
       return true;
     } else {
-      if (start || bias) return false;
+      if (start || bias || threshold) return false;
       gemm::product(strided_matrix(B).transposed(), strided_matrix(A).transposed(), C.data(), C.outerStride(), cols,
                     depth, rows, {nullptr, nullptr, relu});
       return true;
     }
 #endif
   }
-  (void)A, (void)B, (void)C, (void)relu, (void)start, (void)bias;
+  (void)A, (void)B, (void)C, (void)relu, (void)start, (void)bias, (void)threshold;
   return false;
 }
 
@@ -99,6 +99,22 @@ bool kernel_relu_codes(const Start& start, const Bias& b_enc, const Eigen::Matri
   if constexpr (gemm_kernel_operand<Start>() && gemm_kernel_operand<Bias>() && bool(Out::IsRowMajor))
     return gemm_kernel_product(X.derived(), W.derived(), H, true, start.derived().data(), b_enc.derived().data());
   (void)start, (void)b_enc;
+  return false;
+}
+
+/// JumpReLU's codes in one pass over H on the kernel: H = P · 1[P > θ], P =
+/// (1 startᵀ + X W) + 1 b_encᵀ, with the roundings of
+/// start_rows_then_add_product followed by JumpReLU::encode_in_place, so the
+/// same bits. Returns false, with H sized, when the kernel does not apply.
+template <typename Start, typename Bias, typename Threshold, typename DerivedX, typename DerivedW, typename Out>
+bool kernel_jumprelu_codes(const Start& start, const Bias& b_enc, const Threshold& threshold,
+                           const Eigen::MatrixBase<DerivedX>& X, const Eigen::MatrixBase<DerivedW>& W, Out& H) {
+  H.resize(X.rows(), W.cols());
+  if constexpr (gemm_kernel_operand<Start>() && gemm_kernel_operand<Bias>() && gemm_kernel_operand<Threshold>() &&
+                bool(Out::IsRowMajor))
+    return gemm_kernel_product(X.derived(), W.derived(), H, false, start.derived().data(), b_enc.derived().data(),
+                               threshold.derived().data());
+  (void)start, (void)b_enc, (void)threshold;
   return false;
 }
 
