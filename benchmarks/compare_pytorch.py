@@ -21,7 +21,9 @@ The PyTorch steps:
           topk(k, sorted=False), scatter into zeros, dense decoder, loss =
           ((x^ - x)^2).sum(-1).mean(), backward, Adam (AuxK is 0 without dead latents).
   encode  inference: relu(x W_enc + b_enc) under no_grad, into a reused buffer;
-          encode_sparse the same with b_enc set for L0 = 64, as a trained SAE's.
+          encode_sparse the same with b_enc set for L0 = 64, as a trained SAE's;
+          encode_jumprelu a JumpReLU SAE's (Gemma Scope's) inference, b_enc 0 and the
+          thresholds set for L0 = 64: addmm, then codes *= (codes > threshold).
 The biases are added by addmm (what nn.Linear does); gradients are reset with
 zero_grad(set_to_none=True) (no memset and no accumulation pass; measured no slower
 than set_to_none=False here); Adam is torch.optim.Adam(foreach=False), 1.13's CPU
@@ -91,6 +93,8 @@ def realistic_configs():
         # CPUs with AVX-512 BF16, and only sums exactly what the bound cannot settle).
         config("encode_sparse", "relu", mode="encode", batch=4096, f=16384, target_l0=64, steps=5, warmup=2,
                target=1.15),
+        # The same for a JumpReLU SAE, as Gemma Scope's: the thresholds set for L0 = 64 (no target).
+        config("encode_jumprelu", "jumprelu", mode="encode", batch=4096, f=16384, target_l0=64, steps=5, warmup=2),
     ]
     return main + scaling_configs(main, batches=(2048, 4096), dicts=(16384, 32768), steps=5, warmup=2)
 
@@ -103,6 +107,7 @@ def quick_configs():
         config("topk32", "topk", d=32, f=128, batch=64, k=8, steps=2, warmup=1),
         config("encode", "relu", mode="encode", d=32, f=256, batch=128, steps=2, warmup=1),
         config("encode_sparse", "relu", mode="encode", d=32, f=256, batch=128, target_l0=8, steps=2, warmup=1),
+        config("encode_jumprelu", "jumprelu", mode="encode", d=32, f=256, batch=128, target_l0=8, steps=2, warmup=1),
     ]
     return main + scaling_configs(main, batches=(128, 256), dicts=(256, 512), steps=2, warmup=1)
 
@@ -170,7 +175,8 @@ def normal_quantile(p):
 
 
 class TorchModel:
-    """W_enc [D, F], b_enc [F], W_dec [F, D], b_dec [D], initialised as sae's model is."""
+    """W_enc [D, F], b_enc [F], W_dec [F, D], b_dec [D] (and a JumpReLU's threshold [F]),
+    initialised as sae's model is."""
 
     def __init__(self, torch, c, generator):
         d, f = c["d"], c["f"]
@@ -191,6 +197,11 @@ class TorchModel:
             W_dec *= 0.1 / W_dec.norm(dim=1, keepdim=True)
             W_enc = W_dec.t().contiguous()
             b_enc, b_dec = torch.zeros(f), torch.zeros(d)
+        if c["arch"] == "jumprelu":
+            # As sae_bench: b_enc 0, and latent f passes its threshold for a fraction L/F of
+            # standard-normal inputs (else dictionary_learning's initial 0.001).
+            self.threshold = (-W_enc.norm(dim=0) * normal_quantile(c["target_l0"] / f) if c["target_l0"]
+                              else torch.full((f,), 0.001))
         self.W_enc, self.b_enc, self.W_dec, self.b_dec = (
             torch.nn.Parameter(t.contiguous()) for t in (W_enc, b_enc, W_dec, b_dec))
 
@@ -211,7 +222,10 @@ def run_torch(torch, c, seed):
         def step():
             with torch.no_grad():
                 torch.addmm(model.b_enc, x, model.W_enc, out=codes)
-                codes.relu_()
+                if c["arch"] == "jumprelu":
+                    codes.mul_(codes > model.threshold)
+                else:
+                    codes.relu_()
             return codes
     else:
         optimizer = torch.optim.Adam(model.parameters(), lr=c["lr"], foreach=False)

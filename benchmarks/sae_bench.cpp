@@ -22,6 +22,8 @@
 //         a fresh initialisation).
 //   jumprelu  JumpReLU SAE (θ 0.001), tied initialisation, JumpReLUObjective
 //         (λ = --l1 on L0, the straight-through θ gradient); always dense.
+//         With --mode encode, --target-l0 L sets the thresholds (b_enc 0) so
+//         that L fire, as in Gemma Scope's SAEs.
 //   gated  Gated SAE (gate and magnitude paths sharing W_enc), tied
 //         initialisation, GatedObjective (λ = --l1) with its auxiliary decode
 //         of the gate path; always the dense products.
@@ -87,7 +89,8 @@ const char* kUsage = R"(usage: sae_bench [options]
   --steps N            timed steps (default 10)
   --warmup W           untimed steps before them (default 3)
   --target-l0 L        relu: set b_enc so that about L latents fire per token, as in a trained
-                       SAE (default: off, a fresh model fires about half)
+                       SAE (default: off, a fresh model fires about half); jumprelu with
+                       --mode encode: set the thresholds instead
   --l1 LAMBDA          relu: L1 coefficient, the L1 term summed over the batch (default 1e-3)
   --lr RATE            Adam learning rate (default 1e-3; with --target-l0, 1e-5, at which
                        the codes stay about as sparse as asked, as benchmarks/compare_pytorch.py
@@ -148,10 +151,9 @@ Options parse(int argc, char** argv) {
   if (!o.lr) o.lr = o.target_l0 ? 1e-5 : 1e-3;
   require(*o.lr > 0, "--lr must be positive");
   require(o.seed >= 0, "--seed must be >= 0");
-  if (o.arch == "topk") {
-    require(o.k >= 1 && o.k <= o.f, "--k must be in [1, F = " + std::to_string(o.f) + "]");
-    require(!o.target_l0, "--target-l0 is for --arch relu (a TopK model fires k latents per token)");
-  }
+  if (o.arch == "topk") require(o.k >= 1 && o.k <= o.f, "--k must be in [1, F = " + std::to_string(o.f) + "]");
+  require(!o.target_l0 || o.arch == "relu" || (o.arch == "jumprelu" && o.mode == "encode"),
+          "--target-l0 is for --arch relu, and for jumprelu with --mode encode");
   require(o.arch == "relu" || o.arch == "topk" || o.kernels == sae::Kernels::Automatic,
           "--kernels is for --arch relu and topk (JumpReLU's and Gated's steps are always dense)");
   if (o.target_l0)
@@ -335,6 +337,7 @@ RunResult run(const Options& o, sae::Batch<float>& X, sae::Rng& data_rng) {
   if (o.arch == "jumprelu") {
     using JumpReLUModel = sae::SparseAutoEncoder<float, sae::Dynamic, sae::Dynamic, sae::JumpReLU>;
     JumpReLUModel model(o.d, o.f, sae::JumpReLU{}, sae::Init::Tied, static_cast<std::uint64_t>(o.seed));
+    if (o.target_l0) sae_bench::make_codes_sparse(model, *o.target_l0);
     if (o.mode == "encode") return run_encoding(model, X, o);
     return run_training(model, sae::JumpReLUObjective<float>{static_cast<float>(o.l1)}, X, data_rng, o);
   }

@@ -10,6 +10,7 @@
 #include <cmath>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
 #include <sae/sae.hpp>
 
@@ -53,7 +54,9 @@ inline double normal_quantile(double p) {
 /// target_l0 / F of standard-normal inputs, as in a trained SAE (where a few
 /// dozen of thousands fire). With x ~ N(0, I) the pre-activation of latent f
 /// is N(b_f, ‖W_enc[:, f]‖²), so b_f = ‖W_enc[:, f]‖ · Φ⁻¹(L / F) gives
-/// P(fire) = L / F. compare_pytorch.py does the identical thing.
+/// P(fire) = L / F. compare_pytorch.py does the identical thing. A JumpReLU
+/// model, as Gemma Scope's, keeps b_enc at 0 and gets thresholds θ_f =
+/// −‖W_enc[:, f]‖ · Φ⁻¹(L / F) instead (the same P(fire)).
 template <typename Model>
 void make_codes_sparse(Model& model, double target_l0) {
   const double F = static_cast<double>(model.dict_size());
@@ -61,8 +64,15 @@ void make_codes_sparse(Model& model, double target_l0) {
     throw std::invalid_argument("target L0 must be in (0, F), got " + std::to_string(target_l0));
   const double z = normal_quantile(target_l0 / F);
   auto& p = model.params();
-  for (sae::Index f = 0; f < model.dict_size(); ++f)
-    p.b_enc(f) = static_cast<float>(static_cast<double>(p.W_enc.col(f).norm()) * z);
+  for (sae::Index f = 0; f < model.dict_size(); ++f) {
+    const double shift = static_cast<double>(p.W_enc.col(f).norm()) * z;
+    if constexpr (std::is_same_v<typename Model::Activation, sae::JumpReLU>) {
+      p.b_enc(f) = 0.0f;
+      p.threshold(f) = static_cast<float>(-shift);
+    } else {
+      p.b_enc(f) = static_cast<float>(shift);
+    }
+  }
 }
 
 // ---- kernels ---------------------------------------------------------------
