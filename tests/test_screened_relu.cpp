@@ -240,6 +240,25 @@ TEST_CASE("Entries within rounding distance of zero are never pruned", "[screene
   CHECK(differing(plain, screened_codes(p)) == 0);
 }
 
+TEST_CASE("Codes beyond the caches, whose zeros are streamed, keep the bits", "[screened]") {
+  // 1024 x 16384 codes are 64 MiB (streamed_output_bytes): settled groups
+  // are written with streaming stores where their line is 64-byte aligned,
+  // with ordinary masked stores where it is not (C one float off).
+  static_assert(gemm::screened::streamed_output_bytes == Index(64) << 20, "update the sizes below");
+  const Problem p = make_problem(1024, 24, 16384, -2.66f, true, 71);
+  const std::vector<float> plain = plain_codes(p);
+  for (const Index offset : {0, 1}) {
+    CAPTURE(offset);
+    std::vector<float> storage(p.B * p.F + 32, -7.0f);
+    const auto address = reinterpret_cast<std::uintptr_t>(storage.data());
+    float* const C = storage.data() + ((64 - address % 64) % 64) / sizeof(float) + offset;
+    gemm::ScreenedCounts counts;
+    REQUIRE(gemm::screened_relu_product(p.x(), p.w(), C, p.F, p.B, p.D, p.F, p.epilogue(), &counts));
+    CHECK(differing(plain, std::vector<float>(C, C + p.B * p.F)) == 0);
+    CHECK(counts.recomputed < counts.groups / 2);
+  }
+}
+
 TEST_CASE("Entries where the bound is nearly attained are never pruned", "[screened]") {
   // The bound's main terms are ‖x − x̂‖ ‖w‖ and ‖x̂‖ ‖w − ŵ‖ (x̂, ŵ in
   // bfloat16), from Cauchy–Schwarz on x·w − x̂·ŵ = (x − x̂)·w + x̂·(w − ŵ).
