@@ -75,6 +75,16 @@ sae::SparseAutoEncoder<float> relu_model_with_biases(bool centred, std::uint64_t
   return model;
 }
 
+// A model's codes the two-pass way: its encoder product, then its
+// activation's pass over it (b_enc and the clamp, or the thresholds).
+template <typename Model>
+RowBatch product_then_activation_pass(const Model& model, const RowBatch& X) {
+  RowBatch codes;
+  model.encoder_product(X, codes);
+  model.activation().encode_in_place(model.params(), codes);
+  return codes;
+}
+
 #if defined(SAE_GEMM_KERNEL)
 // What the kernel computes, element by element: one FMA chain over k
 // in order from zero, then + start. Its depth blocks store and reload the
@@ -146,13 +156,10 @@ TEST_CASE("A float ReLU model's codes are its encoder product then ReLU's pass, 
   // On the kernel, encode runs the two in one pass over the codes.
   const sae::SparseAutoEncoder<float> model = relu_model_with_biases(GENERATE(false, true), 17);
   const RowBatch X = sae_test::normal_batch<float>(50, 40, 20);
-  RowBatch expected;
-  model.encoder_product(X, expected);
-  model.activation().encode_in_place(model.params(), expected);
   const RowBatch codes = model.encode(X);
   REQUIRE((codes.array() > 0).any());
   REQUIRE((codes.array() == 0).any());
-  CHECK(codes == expected);
+  CHECK(codes == product_then_activation_pass(model, X));
 }
 
 TEST_CASE("A float JumpReLU model's codes are its encoder product then JumpReLU's pass, bit for bit",
@@ -164,14 +171,11 @@ TEST_CASE("A float JumpReLU model's codes are its encoder product then JumpReLU'
   model.params().b_dec = sae_test::normal_batch<float>(40, 1, 27) * 0.1f;
   model.params().threshold = (sae_test::normal_batch<float>(70, 1, 28) * 0.3f).array() + 0.2f;
   const RowBatch X = sae_test::normal_batch<float>(50, 40, 29);
-  RowBatch expected;
-  model.encoder_product(X, expected);
-  model.activation().encode_in_place(model.params(), expected);
   const RowBatch codes = model.encode(X);
   REQUIRE((codes.array() > 0).any());
   REQUIRE((codes.array() < 0).any());  // some thresholds are negative
   REQUIRE((codes.array() == 0).any());
-  CHECK(codes == expected);
+  CHECK(codes == product_then_activation_pass(model, X));
 }
 
 TEST_CASE("The L1 objective's codes are its pre-activations then a pass of cwiseMax, bit for bit", "[gemm-kernel]") {

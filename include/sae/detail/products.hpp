@@ -52,8 +52,9 @@ bool gemm_kernel_product(const DerivedA& A, const DerivedB& B, Out& C, bool relu
     if constexpr (bool(Out::IsRowMajor)) {
       const gemm::Epilogue epilogue{start, bias, relu, threshold};
 #if defined(SAE_SCREENED_RELU)
-      if ((relu || threshold) && gemm::screened_relu_product(strided_matrix(A), strided_matrix(B), C.data(),
-                                                             C.outerStride(), rows, depth, cols, epilogue))
+      // (The screen returns false where it does not apply: without ReLU or thresholds.)
+      if (gemm::screened_relu_product(strided_matrix(A), strided_matrix(B), C.data(), C.outerStride(), rows, depth,
+                                      cols, epilogue))
         return true;
 #endif
       gemm::product(strided_matrix(A), strided_matrix(B), C.data(), C.outerStride(), rows, depth, cols, epilogue);
