@@ -84,23 +84,30 @@ inline __m512 bf16_rounding_error(__m512 v) {
   return _mm512_sub_ps(v, _mm512_castsi512_ps(rounded));
 }
 
-/// Σ over `depth` k-steps of a packed panel's squares, per lane, as float
-/// upper bounds of the Euclidean norms (plus 2⁻⁵⁰, the subnormal slack); of
-/// the bfloat16 rounding errors' instead with `of_rounding_errors`.
-template <bool of_rounding_errors = false>
-inline __m512 panel_norms(const float* panel, Index width, Index depth, int lane0) {
-  __m512 sum = _mm512_setzero_ps();
+/// Per lane of a packed panel, over `depth` k-steps: float upper bounds of
+/// the Euclidean norm and of the bfloat16 rounding errors' norm, each plus
+/// 2⁻⁵⁰ (the subnormal slack), from one pass over the panel.
+struct PanelNorms {
+  __m512 norm;
+  __m512 error_norm;
+};
+inline PanelNorms panel_norms(const float* panel, Index width, Index depth, int lane0) {
+  __m512 sum = _mm512_setzero_ps(), error_sum = _mm512_setzero_ps();
   const Mask lanes16 = Simd::first(static_cast<int>(width - lane0));
   for (Index k = 0; k < depth; ++k) {
-    __m512 v = _mm512_maskz_loadu_ps(lanes16, panel + k * width + lane0);
-    if constexpr (of_rounding_errors) v = bf16_rounding_error(v);
+    const __m512 v = _mm512_maskz_loadu_ps(lanes16, panel + k * width + lane0);
+    const __m512 e = bf16_rounding_error(v);
     sum = _mm512_fmadd_ps(v, v, sum);
+    error_sum = _mm512_fmadd_ps(e, e, error_sum);
   }
   // A float sum of D squares is within γ_D of the exact one; sqrt adds u.
   const float grow = static_cast<float>(1.0 + (static_cast<double>(depth) + 4) * std::ldexp(1.0, -23));
-  const __m512 norm = _mm512_mul_ps(_mm512_sqrt_ps(_mm512_mul_ps(sum, _mm512_set1_ps(grow))),
-                                    _mm512_set1_ps(1.0f + std::ldexp(1.0f, -20)));
-  return _mm512_add_ps(norm, _mm512_set1_ps(std::ldexp(1.0f, -50)));
+  const auto upper_norm = [grow](__m512 squares) {
+    const __m512 norm = _mm512_mul_ps(_mm512_sqrt_ps(_mm512_mul_ps(squares, _mm512_set1_ps(grow))),
+                                      _mm512_set1_ps(1.0f + std::ldexp(1.0f, -20)));
+    return _mm512_add_ps(norm, _mm512_set1_ps(std::ldexp(1.0f, -50)));
+  };
+  return {upper_norm(sum), upper_norm(error_sum)};
 }
 
 /// Pairs (k even, k odd) of a float panel, `width` floats per k-step, as
@@ -335,9 +342,10 @@ inline bool screened_relu_product(StridedMatrix X, StridedMatrix W, float* C, In
     float* panel = x_packed + t * x_floats;
     pack_token_panel(X, B, t * tile_tokens, 0, depth, panel);
     screened::to_bf16_pairs(panel, tile_tokens, depth, xb_packed + t * xb_words);
+    const screened::PanelNorms panel_terms = screened::panel_norms(panel, tile_tokens, depth, 0);
     alignas(64) float norms[16], errors[16];
-    _mm512_store_ps(norms, screened::panel_norms(panel, tile_tokens, depth, 0));
-    _mm512_store_ps(errors, screened::panel_norms<true>(panel, tile_tokens, depth, 0));
+    _mm512_store_ps(norms, panel_terms.norm);
+    _mm512_store_ps(errors, panel_terms.error_norm);
     for (int i = 0; i < tile_tokens; ++i)
       token_terms[t * tile_tokens + i] = {
           static_cast<float>((errors[i] + chain * norms[i]) * screened::bound_growth),
@@ -388,8 +396,9 @@ inline bool screened_relu_product(StridedMatrix X, StridedMatrix W, float* C, In
           terms.sum[h] = sum;
           terms.threshold[h] = threshold;
           terms.magnitude[h] = magnitude;
-          terms.norm[h] = screened::panel_norms(panel, tile_latents, depth, lanes * h);
-          terms.error_norm[h] = screened::panel_norms<true>(panel, tile_latents, depth, lanes * h);
+          const screened::PanelNorms half_terms = screened::panel_norms(panel, tile_latents, depth, lanes * h);
+          terms.norm[h] = half_terms.norm;
+          terms.error_norm[h] = half_terms.error_norm;
         }
       }
       for (Index g0 = 0; g0 < token_panels; g0 += group_panels) {
