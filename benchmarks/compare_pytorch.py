@@ -23,7 +23,9 @@ The PyTorch steps:
   encode  inference: relu(x W_enc + b_enc) under no_grad, into a reused buffer;
           encode_sparse the same with b_enc set for L0 = 64, as a trained SAE's;
           encode_jumprelu a JumpReLU SAE's (Gemma Scope's) inference, b_enc 0 and the
-          thresholds set for L0 = 64: addmm, then codes *= (codes > threshold).
+          thresholds set for L0 = 64: addmm, then codes *= (codes > threshold);
+          encode_topk a TopK SAE's (sparsify's) inference, k = 32 of 16384: addmm of
+          x - b_dec, topk(k, sorted=False), scatter of the relu'd values into zeros.
 The biases are added by addmm (what nn.Linear does); gradients are reset with
 zero_grad(set_to_none=True) (no memset and no accumulation pass; measured no slower
 than set_to_none=False here); Adam is torch.optim.Adam(foreach=False), 1.13's CPU
@@ -95,6 +97,8 @@ def realistic_configs():
                target=1.15),
         # The same for a JumpReLU SAE, as Gemma Scope's: the thresholds set for L0 = 64 (no target).
         config("encode_jumprelu", "jumprelu", mode="encode", batch=4096, f=16384, target_l0=64, steps=5, warmup=2),
+        # A TopK SAE's, as sparsify's, k 32 (sae screens it in bfloat16 too; no target).
+        config("encode_topk", "topk", mode="encode", batch=4096, f=16384, k=32, steps=5, warmup=2),
     ]
     return main + scaling_configs(main, batches=(2048, 4096), dicts=(16384, 32768), steps=5, warmup=2)
 
@@ -108,6 +112,7 @@ def quick_configs():
         config("encode", "relu", mode="encode", d=32, f=256, batch=128, steps=2, warmup=1),
         config("encode_sparse", "relu", mode="encode", d=32, f=256, batch=128, target_l0=8, steps=2, warmup=1),
         config("encode_jumprelu", "jumprelu", mode="encode", d=32, f=256, batch=128, target_l0=8, steps=2, warmup=1),
+        config("encode_topk", "topk", mode="encode", d=32, f=256, batch=128, k=8, steps=2, warmup=1),
     ]
     return main + scaling_configs(main, batches=(128, 256), dicts=(256, 512), steps=2, warmup=1)
 
@@ -216,7 +221,16 @@ def run_torch(torch, c, seed):
     x = torch.randn(c["batch"], c["d"], generator=generator)
     l1, k = c["l1"], c["k"]
 
-    if c["mode"] == "encode":
+    if c["mode"] == "encode" and c["arch"] == "topk":
+        codes, pre = torch.empty(c["batch"], c["f"]), torch.empty(c["batch"], c["f"])
+
+        def step():
+            with torch.no_grad():
+                torch.addmm(model.b_enc, x - model.b_dec, model.W_enc, out=pre)
+                top = pre.topk(k, sorted=False, dim=-1)
+                codes.zero_().scatter_(-1, top.indices, top.values.relu_())
+            return codes
+    elif c["mode"] == "encode":
         codes = torch.empty(c["batch"], c["f"])
 
         def step():

@@ -19,6 +19,8 @@
 #include <catch2/catch.hpp>
 #include <sae/sae.hpp>
 
+#include "screened_support.hpp"
+
 #if defined(SAE_SCREENED_RELU)
 
 namespace {
@@ -26,45 +28,8 @@ namespace {
 using sae::Index;
 namespace gemm = sae::detail::gemm;
 
-struct Problem {
-  Index B, D, F;
-  std::vector<float> X;  // B x D, row-major (or column-major with x_col_major)
-  std::vector<float> W;  // D x F, column-major (W_enc's layout)
-  std::vector<float> start, bias;
-  std::vector<float> threshold;  // JumpReLU's θ per latent; empty for ReLU
-  bool x_col_major = false;
-
-  gemm::StridedMatrix x() const {
-    return x_col_major ? gemm::StridedMatrix{X.data(), 1, B} : gemm::StridedMatrix{X.data(), D, 1};
-  }
-  gemm::StridedMatrix w() const { return {W.data(), 1, D}; }
-  gemm::Epilogue epilogue() const {
-    return {start.empty() ? nullptr : start.data(), bias.data(), threshold.empty(),
-            threshold.empty() ? nullptr : threshold.data()};
-  }
-  float x_at(Index b, Index k) const { return x_col_major ? X[k * B + b] : X[b * D + k]; }
-};
-
-/// Inputs standard normal, weights N(0, 1/D), bias `shift` + N(0, 0.01): a
-/// pre-activation is about N(shift, 1), so shift -2.66 fires about 0.4% of
-/// the latents (64 of 16384), shift 0 half.
-Problem make_problem(Index B, Index D, Index F, float shift, bool with_start, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal;
-  Problem p;
-  p.B = B, p.D = D, p.F = F;
-  p.X.resize(B * D);
-  p.W.resize(D * F);
-  p.bias.resize(F);
-  for (auto& v : p.X) v = normal(rng);
-  for (auto& v : p.W) v = normal(rng) / std::sqrt(static_cast<float>(D));
-  for (auto& v : p.bias) v = shift + 0.1f * normal(rng);
-  if (with_start) {
-    p.start.resize(F);
-    for (auto& v : p.start) v = 0.3f * normal(rng);
-  }
-  return p;
-}
+using screened_support::make_problem;
+using screened_support::Problem;
 
 std::vector<float> plain_codes(const Problem& p) {
   std::vector<float> C(p.B * p.F, -7.0f);
@@ -271,13 +236,6 @@ TEST_CASE("Entries where the bound is nearly attained are never pruned", "[scree
   // the same distances from a threshold of 0.7 or −0.3. (One token per call:
   // other tokens' codes at latent 0 would be half positive, and their groups
   // not screened.)
-  const auto round = [](float v) {  // to bfloat16, nearest even (finite v)
-    std::uint32_t bits;
-    std::memcpy(&bits, &v, 4);
-    bits = (bits + 0x7FFFu + ((bits >> 16) & 1u)) & 0xFFFF0000u;
-    std::memcpy(&v, &bits, 4);
-    return v;
-  };
   const Index D = 300;
   for (int trial = 0; trial < 16; ++trial) {
     const bool token_rounds = trial % 2 == 0;
@@ -285,23 +243,10 @@ TEST_CASE("Entries where the bound is nearly attained are never pruned", "[scree
     CAPTURE(trial, token_rounds, theta);
     Problem p = make_problem(1, D, 64, -100.0f, false, static_cast<unsigned>(60 + trial));
     if (trial % 4 >= 2) p.threshold.assign(64, theta);
-    float* x = p.X.data();
-    float* w = p.W.data();  // latent 0
-    float* exact_side = token_rounds ? w : x;  // made to round to itself
-    const float* rounded_side = token_rounds ? x : w;
-    double error_norm = 0;
-    for (Index k = 0; k < D; ++k) error_norm += std::pow(rounded_side[k] - round(rounded_side[k]), 2.0);
-    error_norm = std::sqrt(error_norm);
-    const double scale = token_rounds ? 1.0 : std::sqrt(static_cast<double>(D));  // ‖w‖ ≈ 1, ‖x‖ ≈ √D
-    for (Index k = 0; k < D; ++k)
-      exact_side[k] = round(static_cast<float>((rounded_side[k] - round(rounded_side[k])) / error_norm * scale));
-    double rounded_dot = 0, missed = 0, exact_norm = 0;
-    for (Index k = 0; k < D; ++k) {
-      rounded_dot += static_cast<double>(round(x[k])) * round(w[k]);
-      missed += static_cast<double>(x[k]) * w[k] - static_cast<double>(round(x[k])) * round(w[k]);
-      exact_norm += static_cast<double>(exact_side[k]) * exact_side[k];
-    }
-    REQUIRE(missed > 0.9 * error_norm * std::sqrt(exact_norm));  // Cauchy–Schwarz nearly attained
+    // Latent 0 is the first D weights.
+    const auto attained = screened_support::point_along_rounding_errors(p.X.data(), p.W.data(), D, token_rounds);
+    const double rounded_dot = attained.rounded_dot, missed = attained.missed;
+    REQUIRE(missed > 0.9 * attained.bound);  // Cauchy–Schwarz nearly attained
     p.bias[0] = static_cast<float>(theta - rounded_dot - 0.6 * missed);
     const std::vector<float> plain = plain_codes(p);
     REQUIRE(plain[0] > theta);

@@ -195,6 +195,15 @@ int main() {
   sae::SparseAutoEncoder<float, sae::Dynamic, sae::Dynamic, sae::TopK> topk_dense = topk;
   sae::Adam<float> adam_topk_dense;
   check_training_step(topk_dense, adam_topk_dense, topk_dense_objective, "a TopK step with AuxK (dense products)");
+  // Wide enough for the TopK screen (detail/gemm_screened_topk.hpp), where
+  // it is built: its candidates vary from step to step.
+  sae::SparseAutoEncoder<float, sae::Dynamic, sae::Dynamic, sae::TopK> topk_wide(32, 4096, sae::TopK{4});
+  topk_wide.apply_b_dec_to_input() = true;
+  sae::TopKObjective<float> topk_wide_objective;
+  for (sae::Index f = 0; f < 4096; f += 5) topk_wide_objective.dead_latents.push_back(f);
+  topk_wide_objective.aux_k = 8;
+  sae::Adam<float> adam_topk_wide;
+  check_training_step(topk_wide, adam_topk_wide, topk_wide_objective, "a wide TopK step with AuxK");
   sae::SparseAutoEncoder<float, sae::Dynamic, sae::Dynamic, sae::BatchTopK> batch_topk(32, 96, sae::BatchTopK{4});
   sae::Adam<float> adam_batch_topk;
   check_training_step(batch_topk, adam_batch_topk, topk_objective, "a BatchTopK step");
@@ -220,9 +229,12 @@ int main() {
   expect_no_allocation(before, "encode/decode into reused buffers");
   topk.encode(X, codes);  // warms the selection buffers
   gated.encode(X, codes);  // and the magnitude scale
+  sae::Batch<float> wide_codes;
+  topk_wide.encode(X, wide_codes);
   const long before_topk = allocations;
   topk.encode(X, codes);
   gated.encode(X, codes);
+  topk_wide.encode(X, wide_codes);
   expect_no_allocation(before_topk, "TopK and Gated encode into reused buffers");
 
   // 100 tokens, more than the steps above: built with AVX-512 or AVX2, the encoder

@@ -26,8 +26,10 @@
 #include <cstdint>
 #include <string>
 #include <type_traits>
+#include <vector>
 
 #include "../config.hpp"
+#include "../detail/buffers.hpp"
 #include "../detail/parallel.hpp"
 #include "../detail/products.hpp"
 #include "../detail/shape_check.hpp"
@@ -145,7 +147,7 @@ class SparseAutoEncoder {
   template <typename Derived>
   void encode(const Eigen::MatrixBase<Derived>& X, CodeBatch& codes) const {
     check_batch<Derived, D>(X, input_dim(), "sae::SparseAutoEncoder::encode", "input batch");
-    const auto& start = encoder_start_row();
+    const RowMap start = encoder_start_row();
     if constexpr (std::is_same_v<Activation, ReLU>) {
       // On the GEMM kernel, ReLU's codes in one pass over them: each tile gets
       // b_enc and the clamp as it is stored (the same bits as the two passes).
@@ -153,6 +155,19 @@ class SparseAutoEncoder {
     } else if constexpr (std::is_same_v<Activation, JumpReLU>) {
       // Likewise b_enc and the thresholds (the same bits as encode_in_place).
       if (detail::kernel_jumprelu_codes(start, params_.b_enc, params_.threshold, X, params_.W_enc, codes)) return;
+    } else if constexpr (std::is_same_v<Activation, TopK>) {
+      // On the screen, only the entries that could be among a token's k
+      // largest are summed exactly (the same codes as encode_in_place).
+      if (detail::kernel_topk_codes(start, params_.b_enc, activation_.k, X, params_.W_enc, codes)) return;
+    } else if constexpr (std::is_same_v<Activation, BatchTopK>) {
+      // Before training has set θ, TopK's rule (as above); after, JumpReLU's
+      // with θ for every latent (its screen and epilogue).
+      if (activation_.threshold < 0.0) {
+        if (detail::kernel_topk_codes(start, params_.b_enc, activation_.k, X, params_.W_enc, codes)) return;
+      } else if (detail::kernel_jumprelu_codes(start, params_.b_enc, batchtopk_threshold_row(), X, params_.W_enc,
+                                               codes)) {
+        return;
+      }
     }
     detail::start_rows_then_add_product(start, X, params_.W_enc, codes);
     activation_.encode_in_place(params_, codes);
@@ -225,15 +240,33 @@ class SparseAutoEncoder {
     detail::require_size(x.rows(), width, where, what, "entries");
   }
 
+  using RowMap = Eigen::Map<Eigen::Matrix<Scalar, 1, Eigen::Dynamic>>;
+
+  // A row of n of the calling thread's, read by the product's threads. Its
+  // storage keeps its capacity, so warm calls allocate nothing, even with
+  // models of different widths in turn (SAEs at several layers).
+  static RowMap thread_row(std::vector<Scalar>& storage, Index n) {
+    detail::resize_with_headroom(storage, static_cast<std::size_t>(n));
+    return RowMap(storage.data(), n);
+  }
+
   // The row every encoder product starts from: −b_decᵀ W_enc (b_dec's path
-  // through A = X − b_dec), or 0, so the centring costs no pass over H. The
-  // calling thread's, read by the product's threads; it keeps its size, so
-  // warm calls allocate nothing.
-  const Eigen::Matrix<Scalar, 1, Eigen::Dynamic>& encoder_start_row() const {
-    thread_local Eigen::Matrix<Scalar, 1, Eigen::Dynamic> start;
-    start.setZero(dict_size());
+  // through A = X − b_dec), or 0, so the centring costs no pass over H.
+  RowMap encoder_start_row() const {
+    thread_local std::vector<Scalar> storage;
+    RowMap start = thread_row(storage, dict_size());
+    start.setZero();
     if (apply_b_dec_to_input_) start.noalias() -= params_.b_dec.transpose() * params_.W_enc;
     return start;
+  }
+
+  // BatchTopK's θ as a row of F thresholds (as static_cast<Scalar> makes it
+  // in BatchTopK::encode_in_place).
+  RowMap batchtopk_threshold_row() const {
+    thread_local std::vector<Scalar> storage;
+    RowMap row = thread_row(storage, dict_size());
+    row.setConstant(static_cast<Scalar>(activation_.threshold));
+    return row;
   }
 
   void adopt_activation() {

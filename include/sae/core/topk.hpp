@@ -10,6 +10,10 @@
 //              JumpReLU whose thresholds are all θ.
 //
 // Their training objective (reconstruction + AuxK) is in sae/loss/topk_objective.hpp.
+// SparseAutoEncoder::encode and the objective take the bfloat16 screen of
+// sae/detail/gemm_screened_topk.hpp where it is built (AVX-512 BF16), with the
+// same codes: only the entries that could be among a token's k largest are
+// summed exactly.
 #pragma once
 
 #include <algorithm>
@@ -135,6 +139,9 @@ void select_top_k(const Scalar* values, Index n, Index k, std::vector<Index>& ch
   }
 
   const Scalar threshold = groups >= k ? kth_largest(maximum, groups, k) : lowest;
+  // Room for the usual count of candidates (k and a few), so that warm calls
+  // do not allocate as it varies from row to row.
+  if (chosen.capacity() < static_cast<std::size_t>(4 * k + 64)) chosen.reserve(static_cast<std::size_t>(4 * k + 64));
   for (Index g = 0; g < groups; ++g)
     if (maximum[g] >= threshold)
       for (Index j = g; j < n; j += groups)

@@ -10,8 +10,9 @@
 // PyTorch") and does not depend on which kernels OpenBLAS picks. The two
 // instruction sets share every line but the few in Simd below: register
 // width (16 or 8 floats), and so the tile, 12 x 32 or 6 x 16. (On CPUs with
-// AVX-512 BF16, ReLU's and JumpReLU's codes first try gemm_screened.hpp,
-// which gives the same bits while skipping the entries it proves silent.)
+// AVX-512 BF16, ReLU's and JumpReLU's codes first try gemm_screened.hpp, and
+// TopK's gemm_screened_topk.hpp, which give the same bits while skipping the
+// entries they prove silent.)
 // It is the textbook blocked GEMM
 // (Goto and van de Geijn, "Anatomy of high-performance matrix
 // multiplication", 2008), in the words of the encoder: C (B x F, row-major:

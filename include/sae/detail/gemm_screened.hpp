@@ -78,6 +78,19 @@ inline double chain_factor(Index depth) {
   return gamma * ((1 + bf16_unit) * (1 + bf16_unit) + 1);
 }
 
+/// The distance's ceiling, g 2¹²⁰: below it (and the distance is at least
+/// g ‖x‖ ‖w‖) no sum, float or bfloat16, can overflow; a NaN or infinite
+/// input fails the test too.
+inline float distance_ceiling(Index depth) { return static_cast<float>(std::ldexp(chain_factor(depth), 120)); }
+
+/// Tokens per call of a screen: their panels within shared_bytes_limit, and
+/// no more than the latents (so that the threads, which split the latents,
+/// have enough to share); whole tiles.
+inline Index token_chunk(Index depth, Index F, Index shared_bytes_limit) {
+  return std::max<Index>(
+      tile_tokens, std::min(shared_bytes_limit / (Index(sizeof(float)) * depth), F) / tile_tokens * tile_tokens);
+}
+
 /// v − v̂: what rounding to bfloat16 (as to_bf16_pairs does) takes off each lane (exact in float).
 inline __m512 bf16_rounding_error(__m512 v) {
   const __m512i rounded = _mm512_slli_epi32(_mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(v)), 16);
@@ -143,6 +156,77 @@ struct TokenTerms {
   float p;  ///< (‖x − x̂‖ + g ‖x‖) (1 + 2⁻¹²)
   float q;  ///< (1 + u_b) ‖x‖ (1 + 2⁻¹²)
 };
+
+/// The terms of the 32 latents of a packed panel from latent f0 (of F).
+inline LatentTerms latent_terms(const float* panel, Index F, Index f0, Index depth, const Epilogue& epilogue) {
+  LatentTerms terms;
+  for (int h = 0; h < 2; ++h) {
+    const Mask mask = Simd::first(static_cast<int>(F - f0) - lanes * h);
+    __m512 sum = _mm512_setzero_ps(), magnitude = _mm512_setzero_ps(), threshold = _mm512_setzero_ps();
+    for (const float* r : {epilogue.start, epilogue.bias}) {
+      if (!r) continue;
+      const __m512 v = _mm512_maskz_loadu_ps(mask, r + f0 + lanes * h);
+      sum = _mm512_add_ps(sum, v);
+      magnitude = _mm512_add_ps(magnitude, _mm512_abs_ps(v));
+    }
+    if (epilogue.threshold) {
+      threshold = _mm512_maskz_loadu_ps(mask, epilogue.threshold + f0 + lanes * h);
+      magnitude = _mm512_add_ps(magnitude, _mm512_abs_ps(threshold));
+    }
+    terms.sum[h] = sum;
+    terms.threshold[h] = threshold;
+    terms.magnitude[h] = magnitude;
+    const PanelNorms half_terms = panel_norms(panel, tile_latents, depth, lanes * h);
+    terms.norm[h] = half_terms.norm;
+    terms.error_norm[h] = half_terms.error_norm;
+  }
+  return terms;
+}
+
+/// The shared side of a screened product: every token panel of X in float
+/// (x_floats = tile_tokens·D apart) and in bfloat16 pairs (xb_words apart),
+/// and each token's factors of the distance. The calling thread's buffers,
+/// valid until its next call.
+struct TokenSide {
+  const float* x;
+  const std::uint32_t* xb;
+  const TokenTerms* terms;
+  Index x_floats, xb_words;
+};
+
+inline TokenSide pack_token_side(StridedMatrix X, Index B, Index depth) {
+  const Index token_panels = (B + tile_tokens - 1) / tile_tokens;
+  const Index x_floats = tile_tokens * depth, xb_words = tile_tokens * ((depth + 1) / 2);
+  const double chain = chain_factor(depth);
+  thread_local std::vector<float> x_storage;
+  thread_local std::vector<std::uint32_t> xb_storage;
+  thread_local std::vector<TokenTerms> token_storage;
+  float* const x_packed = aligned_buffer(x_storage, token_panels * x_floats);
+  resize_with_headroom(xb_storage, static_cast<std::size_t>(token_panels * xb_words) + 16);
+  resize_with_headroom(token_storage, static_cast<std::size_t>(token_panels * tile_tokens));
+  std::uint32_t* const xb_packed = xb_storage.data();
+  TokenTerms* const token_terms = token_storage.data();
+  SAE_OMP(parallel for schedule(static) if (worth_parallel(token_panels * x_floats)))
+  for (Index t = 0; t < token_panels; ++t) {
+    float* panel = x_packed + t * x_floats;
+    pack_token_panel(X, B, t * tile_tokens, 0, depth, panel);
+    to_bf16_pairs(panel, tile_tokens, depth, xb_packed + t * xb_words);
+    const PanelNorms panel_terms = panel_norms(panel, tile_tokens, depth, 0);
+    alignas(64) float norms[16], errors[16];
+    _mm512_store_ps(norms, panel_terms.norm);
+    _mm512_store_ps(errors, panel_terms.error_norm);
+    for (int i = 0; i < tile_tokens; ++i)
+      token_terms[t * tile_tokens + i] = {static_cast<float>((errors[i] + chain * norms[i]) * bound_growth),
+                                          static_cast<float>((1 + bf16_unit) * norms[i] * bound_growth)};
+  }
+  return {x_packed, xb_packed, token_terms, x_floats, xb_words};
+}
+
+/// Where an exact sum reads token i of the tile at t0: a row-major X's row
+/// (x_step 1), else the packed panel's column (x_step tile_tokens).
+inline const float* token_inputs(StridedMatrix X, const TokenSide& tokens, Index t0, int i) {
+  return X.row_major() ? X.at(t0 + i, 0) : tokens.x + (t0 / tile_tokens) * tokens.x_floats + i;
+}
 
 /// What one thread counts to decide whether screening pays.
 struct ScreenTally {
@@ -230,16 +314,10 @@ inline void add_pending(Index depth, PendingGroups& pending, const float* w, con
   if (++pending.count == 8) run_pending(depth, pending);
 }
 
-/// One tile, screened: the bfloat16 sums, the bound, zeros where it proves the
-/// entry negative; every other (token, 16 latents) group joins `pending`
-/// (one list per half of the tile's latents) for its exact sum, whose panels
-/// must stay packed until run_pending.
-inline void screened_tile(Index depth, const float* const* x_rows, Index x_step, const std::uint32_t* xb_panel,
-                          const TokenTerms* token_terms,
-                          const float* w_panel, const std::uint32_t* wb_panel, const LatentTerms& terms,
-                          float distance_ceiling, const Epilogue& epilogue, float* c_tile, Index ldc, int rows,
-                          int cols, bool stream_zeros, PendingGroups pending[2], ScreenTally& tally) {
-  __m512 a[tile_tokens][2];
+/// A tile's bfloat16 sums a = x̂ ŵ (tile_tokens x tile_latents, as two
+/// registers per token) from its token and latent panels in bfloat16 pairs.
+inline void bf16_tile(Index depth, const std::uint32_t* xb_panel, const std::uint32_t* wb_panel,
+                      __m512 a[tile_tokens][2]) {
   for (int i = 0; i < tile_tokens; ++i) a[i][0] = a[i][1] = _mm512_setzero_ps();
   const Index pairs = (depth + 1) / 2;
 #pragma GCC unroll 2
@@ -253,10 +331,20 @@ inline void screened_tile(Index depth, const float* const* x_rows, Index x_step,
       a[i][1] = _mm512_dpbf16_ps(a[i][1], x, w1);
     }
   }
+}
+
+/// One tile, screened: the bfloat16 sums, the bound, zeros where it proves the
+/// entry negative; every other (token, 16 latents) group joins `pending`
+/// (one list per half of the tile's latents) for its exact sum, whose panels
+/// must stay packed until run_pending.
+inline void screened_tile(Index depth, const float* const* x_rows, Index x_step, const std::uint32_t* xb_panel,
+                          const TokenTerms* token_terms,
+                          const float* w_panel, const std::uint32_t* wb_panel, const LatentTerms& terms,
+                          float distance_ceiling, const Epilogue& epilogue, float* c_tile, Index ldc, int rows,
+                          int cols, bool stream_zeros, PendingGroups pending[2], ScreenTally& tally) {
+  __m512 a[tile_tokens][2];
+  bf16_tile(depth, xb_panel, wb_panel, a);
   const __m512 margin = _mm512_set1_ps(std::ldexp(1.0f, -21));
-  // The distance, at least g ‖x‖ ‖w‖, below g 2¹²⁰ (distance_ceiling): no
-  // sum, float or bfloat16, can overflow (and a NaN or infinite input fails
-  // the test too).
   const __m512 ceiling = _mm512_set1_ps(distance_ceiling);
   Index recomputed = 0;
   for (int i = 0; i < rows; ++i) {
@@ -308,8 +396,7 @@ inline bool screened_relu_product(StridedMatrix X, StridedMatrix W, float* C, In
                                   const Epilogue& epilogue, ScreenedCounts* counts = nullptr,
                                   Index shared_bytes_limit = max_shared_bytes) {
   if (!(epilogue.relu || epilogue.threshold) || D > screened::max_depth) return false;
-  const Index chunk = std::max<Index>(
-      tile_tokens, std::min(shared_bytes_limit / (Index(sizeof(float)) * D), F) / tile_tokens * tile_tokens);
+  const Index chunk = screened::token_chunk(D, F, shared_bytes_limit);
   if (B > chunk) {
     for (Index s0 = 0; s0 < B; s0 += chunk)
       screened_relu_product({X.at(s0, 0), X.row_stride, X.col_stride}, W, C + s0 * ldc, ldc, std::min(chunk, B - s0),
@@ -318,46 +405,20 @@ inline bool screened_relu_product(StridedMatrix X, StridedMatrix W, float* C, In
   }
   const Index token_panels = (B + tile_tokens - 1) / tile_tokens;
   const Index latent_panels = (F + tile_latents - 1) / tile_latents;
-  const Index depth = D, pairs = (D + 1) / 2;
+  const Index depth = D;
   int threads = 1;
 #if defined(_OPENMP)
   threads = omp_get_max_threads();
 #endif
-  const Index x_floats = tile_tokens * depth, w_floats = tile_latents * depth;
-  const Index xb_words = tile_tokens * pairs, wb_words = tile_latents * pairs;
-
-  // The shared side: every token panel in float and in bfloat16 pairs, and
-  // each token's factors of the distance.
-  const double chain = screened::chain_factor(depth);
-  thread_local std::vector<float> x_storage;
-  thread_local std::vector<std::uint32_t> xb_storage;
-  thread_local std::vector<screened::TokenTerms> token_storage;
-  float* const x_packed = aligned_buffer(x_storage, token_panels * x_floats);
-  resize_with_headroom(xb_storage, static_cast<std::size_t>(token_panels * xb_words) + 16);
-  resize_with_headroom(token_storage, static_cast<std::size_t>(token_panels * tile_tokens));
-  std::uint32_t* const xb_packed = xb_storage.data();
-  screened::TokenTerms* const token_terms = token_storage.data();
-  SAE_OMP(parallel for schedule(static) if (worth_parallel(token_panels * x_floats)))
-  for (Index t = 0; t < token_panels; ++t) {
-    float* panel = x_packed + t * x_floats;
-    pack_token_panel(X, B, t * tile_tokens, 0, depth, panel);
-    screened::to_bf16_pairs(panel, tile_tokens, depth, xb_packed + t * xb_words);
-    const screened::PanelNorms panel_terms = screened::panel_norms(panel, tile_tokens, depth, 0);
-    alignas(64) float norms[16], errors[16];
-    _mm512_store_ps(norms, panel_terms.norm);
-    _mm512_store_ps(errors, panel_terms.error_norm);
-    for (int i = 0; i < tile_tokens; ++i)
-      token_terms[t * tile_tokens + i] = {
-          static_cast<float>((errors[i] + chain * norms[i]) * screened::bound_growth),
-          static_cast<float>((1 + screened::bf16_unit) * norms[i] * screened::bound_growth)};
-  }
+  const Index w_floats = tile_latents * depth, wb_words = tile_latents * ((depth + 1) / 2);
+  const screened::TokenSide tokens = screened::pack_token_side(X, B, depth);
 
   const Index split_panel_bytes = Index(sizeof(float)) * w_floats;
   const Index split_block =
       panels_per_block(latent_panels, std::max<Index>(1, latent_block_bytes / split_panel_bytes), threads);
   const Index split_blocks = (latent_panels + split_block - 1) / split_block;
-  const Index group_panels = std::max<Index>(1, token_group_bytes / (Index(sizeof(float)) * x_floats));
-  const float distance_ceiling = static_cast<float>(std::ldexp(chain, 120));
+  const Index group_panels = std::max<Index>(1, token_group_bytes / (Index(sizeof(float)) * tokens.x_floats));
+  const float distance_ceiling = screened::distance_ceiling(depth);
   const bool stream_zeros = Index(sizeof(float)) * B * ldc >= screened::streamed_output_bytes;
 
   SAE_OMP(parallel if (worth_parallel(B * depth * F / 64)))
@@ -378,28 +439,8 @@ inline bool screened_relu_product(StridedMatrix X, StridedMatrix W, float* C, In
         pack_latent_panel(W, F, q * tile_latents, 0, depth, panel);
         if (tally.dense) continue;
         screened::to_bf16_pairs(panel, tile_latents, depth, own_bf16 + (q - q0) * wb_words);
-        screened::LatentTerms& terms = terms_storage[static_cast<std::size_t>(q - q0)];
-        const Index f0 = q * tile_latents;
-        for (int h = 0; h < 2; ++h) {
-          const Mask mask = Simd::first(static_cast<int>(F - f0) - lanes * h);
-          __m512 sum = _mm512_setzero_ps(), magnitude = _mm512_setzero_ps(), threshold = _mm512_setzero_ps();
-          for (const float* r : {epilogue.start, epilogue.bias}) {
-            if (!r) continue;
-            const __m512 v = _mm512_maskz_loadu_ps(mask, r + f0 + lanes * h);
-            sum = _mm512_add_ps(sum, v);
-            magnitude = _mm512_add_ps(magnitude, _mm512_abs_ps(v));
-          }
-          if (epilogue.threshold) {
-            threshold = _mm512_maskz_loadu_ps(mask, epilogue.threshold + f0 + lanes * h);
-            magnitude = _mm512_add_ps(magnitude, _mm512_abs_ps(threshold));
-          }
-          terms.sum[h] = sum;
-          terms.threshold[h] = threshold;
-          terms.magnitude[h] = magnitude;
-          const screened::PanelNorms half_terms = screened::panel_norms(panel, tile_latents, depth, lanes * h);
-          terms.norm[h] = half_terms.norm;
-          terms.error_norm[h] = half_terms.error_norm;
-        }
+        terms_storage[static_cast<std::size_t>(q - q0)] =
+            screened::latent_terms(panel, F, q * tile_latents, depth, epilogue);
       }
       for (Index g0 = 0; g0 < token_panels; g0 += group_panels) {
         const Index g1 = std::min(token_panels, g0 + group_panels);
@@ -408,16 +449,16 @@ inline bool screened_relu_product(StridedMatrix X, StridedMatrix W, float* C, In
             const Index t0 = t * tile_tokens, f0 = p * tile_latents;
             const int rows = static_cast<int>(std::min<Index>(tile_tokens, B - t0));
             const int cols = static_cast<int>(std::min<Index>(tile_latents, F - f0));
-            const float* x = x_packed + t * x_floats;
+            const float* x = tokens.x + t * tokens.x_floats;
             const float* w = own + (p - q0) * w_floats;
             if (tally.dense) {
               micro_kernel(depth, x, w, false, epilogue.at_column(f0), C + t0 * ldc + f0, ldc, rows, cols);
             } else {
               // The exact sums read a row-major X's rows, else the panel's columns.
               const float* x_rows[tile_tokens];
-              for (int i = 0; i < rows; ++i) x_rows[i] = X.row_major() ? X.at(t0 + i, 0) : x + i;
-              screened::screened_tile(depth, x_rows, X.row_major() ? 1 : tile_tokens, xb_packed + t * xb_words,
-                                      token_terms + t0, w, own_bf16 + (p - q0) * wb_words,
+              for (int i = 0; i < rows; ++i) x_rows[i] = screened::token_inputs(X, tokens, t0, i);
+              screened::screened_tile(depth, x_rows, X.row_major() ? 1 : tile_tokens, tokens.xb + t * tokens.xb_words,
+                                      tokens.terms + t0, w, own_bf16 + (p - q0) * wb_words,
                                       terms_storage[static_cast<std::size_t>(p - q0)], distance_ceiling,
                                       epilogue.at_column(f0), C + t0 * ldc + f0, ldc, rows, cols, stream_zeros,
                                       pending, tally);

@@ -9,6 +9,7 @@
 #include "../config.hpp"
 #include "gemm.hpp"
 #include "gemm_screened.hpp"
+#include "gemm_screened_topk.hpp"
 #include "parallel.hpp"
 
 namespace sae {
@@ -116,6 +117,67 @@ bool kernel_jumprelu_codes(const Start& start, const Bias& b_enc, const Threshol
     return gemm_kernel_product(X.derived(), W.derived(), H, false, start.derived().data(), b_enc.derived().data(),
                                threshold.derived().data());
   (void)start, (void)b_enc, (void)threshold;
+  return false;
+}
+
+/// TopK's candidates (gemm_screened_topk.hpp) on the screen: H (B x F)
+/// holds P = (1 startᵀ + X W) + 1 biasᵀ (bias may be null) with the roundings
+/// of start_rows_then_add_product and then a pass adding the bias, at each of
+/// them. Returns false, with H sized, when the kernel or the screen does not
+/// apply: then make P those ways.
+template <typename Start, typename DerivedX, typename DerivedW, typename Out>
+bool screened_top_k_candidates(const Start& start, const typename Out::Scalar* bias,
+                               const Eigen::MatrixBase<DerivedX>& X, const Eigen::MatrixBase<DerivedW>& W, Out& H,
+                               const TopKSelection& selection, TopKCandidates& candidates) {
+  H.resize(X.rows(), W.cols());
+#if defined(SAE_SCREENED_RELU)
+  if constexpr (gemm_kernel_operand<Start>() && gemm_kernel_operand<DerivedX>() && gemm_kernel_operand<DerivedW>() &&
+                gemm_kernel_operand<Out>() && bool(Out::IsRowMajor)) {
+    const Index rows = X.rows(), depth = X.cols(), cols = W.cols();
+    if (std::min(rows, cols) < gemm::min_side || depth == 0) return false;
+    return gemm::screened_top_k(strided_matrix(X.derived()), strided_matrix(W.derived()), H.data(), H.outerStride(),
+                                rows, depth, cols, {start.derived().data(), bias}, selection, candidates);
+  }
+#endif
+  (void)start, (void)bias, (void)selection, (void)candidates;
+  return false;
+}
+
+/// TopK's codes on the screen: H = each token's k largest entries of P =
+/// (1 startᵀ + X W) + 1 b_encᵀ through a ReLU, zeros elsewhere, with the bits
+/// of start_rows_then_add_product followed by TopK::encode_in_place. Returns
+/// false, with H sized, when the screen does not apply.
+template <typename Start, typename Bias, typename DerivedX, typename DerivedW, typename Out>
+bool kernel_topk_codes(const Start& start, const Bias& b_enc, Index k, const Eigen::MatrixBase<DerivedX>& X,
+                       const Eigen::MatrixBase<DerivedW>& W, Out& H) {
+#if defined(SAE_SCREENED_RELU)
+  if constexpr (std::is_same_v<typename Out::Scalar, float> && bool(Out::IsRowMajor)) {
+    thread_local TopKCandidates candidates;
+    TopKCandidates& listed = candidates;  // the calling thread's, in the threads below too
+    if (!screened_top_k_candidates(start, b_enc.derived().data(), X, W, H, {k}, listed)) return false;
+    // Codes beyond the caches are written around them (the entries were read once already).
+    const bool stream = Index(sizeof(float)) * H.size() >= gemm::screened::streamed_output_bytes;
+    SAE_OMP(parallel if (worth_parallel(H.size())))
+    {
+      thread_local std::vector<float> values;
+      thread_local std::vector<Index> chosen;
+      SAE_OMP(for schedule(static))
+      for (Index b = 0; b < H.rows(); ++b) {
+        float* const row = H.row(b).data();
+        const Index first = listed.row_start[static_cast<std::size_t>(b)];
+        select_top_k_of_candidates(row, listed.latent.data() + first,
+                                   listed.row_start[static_cast<std::size_t>(b) + 1] - first, k, values, chosen);
+        for (std::size_t j = 0; j < chosen.size(); ++j) values[j] = std::max(row[chosen[j]], 0.0f);
+        gemm::screened::write_sparse_row(row, H.cols(), chosen.data(), values.data(),
+                                         static_cast<Index>(chosen.size()), stream);
+      }
+      if (stream) _mm_sfence();  // the streamed codes are in memory before the threads join
+    }
+    return true;
+  }
+#endif
+  H.resize(X.rows(), W.cols());
+  (void)start, (void)b_enc, (void)k;
   return false;
 }
 

@@ -32,10 +32,16 @@
 // A W_enc; with Kernels::Dense the same quantities come from dense GEMMs (the
 // reference the tests compare against), except AuxK's, whose few codes per
 // token take the sparse kernel on both paths.
+//
+// TopK's encoder product itself goes through the bfloat16 screen where it is
+// built (AVX-512 BF16; detail/gemm_screened_topk.hpp): only the entries that
+// could be among a token's k largest, or its k_aux largest dead latents, are
+// summed exactly, and the selections, codes and gradients are the same bits.
 #pragma once
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <stdexcept>
 #include <string>
@@ -45,6 +51,7 @@
 #include "../config.hpp"
 #include "../core/sparse_autoencoder.hpp"
 #include "../core/topk.hpp"
+#include "../detail/buffers.hpp"
 #include "../detail/parallel.hpp"
 #include "../detail/sparse_codes.hpp"
 #include "loss_report.hpp"
@@ -83,10 +90,13 @@ struct TopKObjective {
     // AuxK's into ws.active and ws.auxiliary, and the dense codes (for metrics
     // and dead-latent bookkeeping) in place of the pre-activations.
     const Index aux_k = auxiliary_k(model);
-    detail::pre_activations(model, X, ws);
     if constexpr (std::is_same<Activation, TopK>::value) {
-      select_per_token(model.activation().k, aux_k, ws);
+      if (!screened_select_per_token(model, X, model.activation().k, aux_k, ws)) {
+        detail::pre_activations(model, X, ws);
+        select_per_token(model.activation().k, aux_k, ws);
+      }
     } else {
+      detail::pre_activations(model, X, ws);
       select_over_batch(ws.codes, model.activation().k * batch, ws);
       select_auxiliary(aux_k, ws);
       write_dense_codes(ws);
@@ -203,9 +213,24 @@ struct TopKObjective {
   // entries (kept where positive) into ws.active and its AuxK entries into
   // ws.auxiliary, then the row becomes its dense codes while it is in cache.
   void select_per_token(Index k, Index aux_k, LossWorkspace<Scalar>& ws) const {
+    const Index cols = ws.codes.cols();
+    k = std::min(k, cols);
+    select_rows(k, aux_k, ws, [&](Index b, const Scalar* row, Index* latent, Scalar* value) {
+      const Index kept = select_top_k_row(row, cols, k, latent, value);
+      if (aux_k > 0) select_auxiliary_row(row, b, aux_k, ws.auxiliary);
+      return kept;
+    });
+  }
+
+  // The frame of a per-token selection: for each row b of P = ws.codes (in
+  // parallel), select(b, row, latent, value) writes the kept entries (at
+  // most k) to latent and value and returns how many, and AuxK's into row
+  // b's slot of ws.auxiliary (see start_slots); then the row becomes its
+  // dense codes.
+  template <typename Select>
+  void select_rows(Index k, Index aux_k, LossWorkspace<Scalar>& ws, Select&& select) const {
     Batch<Scalar>& P = ws.codes;
     const Index rows = P.rows(), cols = P.cols();
-    k = std::min(k, cols);
     start_slots(ws.active, rows, cols, k);
     start_slots(ws.auxiliary, rows, cols, aux_k);
     SAE_OMP(parallel for schedule(static) if (detail::worth_parallel(P.size())))
@@ -213,9 +238,8 @@ struct TopKObjective {
       Scalar* row = P.row(b).data();
       Index* latent = ws.active.latent.data() + b * k;
       Scalar* value = ws.active.value.data() + b * k;
-      const Index kept = select_top_k_row(row, cols, k, latent, value);
+      const Index kept = select(b, row, latent, value);
       ws.active.row_start[static_cast<std::size_t>(b) + 1] = kept;
-      if (aux_k > 0) select_auxiliary_row(row, b, aux_k, ws.auxiliary);
       std::fill(row, row + cols, Scalar(0));
       for (Index j = 0; j < kept; ++j) row[latent[j]] = value[j];
     }
@@ -228,6 +252,12 @@ struct TopKObjective {
   static Index select_top_k_row(const Scalar* row, Index cols, Index k, Index* latent, Scalar* value) {
     thread_local std::vector<Index> chosen;
     detail::select_top_k(row, cols, k, chosen);
+    return keep_positive(row, chosen, latent, value);
+  }
+
+  // The chosen latents whose entries of `row` are positive, into latent and
+  // value; returns how many.
+  static Index keep_positive(const Scalar* row, const std::vector<Index>& chosen, Index* latent, Scalar* value) {
     Index kept = 0;
     for (Index f : chosen)
       if (row[f] > Scalar(0)) {
@@ -236,6 +266,51 @@ struct TopKObjective {
         ++kept;
       }
     return kept;
+  }
+
+  // select_per_token's selections and codes, on the TopK screen
+  // (detail/gemm_screened_topk.hpp): only the entries that could be among a
+  // token's k largest, or among its aux_k largest dead latents, are summed
+  // exactly, and each selection is made among those. False, with nothing
+  // selected, where the screen does not apply (then pre_activations and
+  // select_per_token); also when the dead latents are not in increasing
+  // order, where the screen's order of ties would not be select_auxiliary_row's.
+  template <typename Model, typename Derived>
+  bool screened_select_per_token(const Model& model, const Eigen::MatrixBase<Derived>& X, Index k, Index aux_k,
+                                 LossWorkspace<Scalar>& ws) const {
+    const Index dead = aux_k > 0 ? static_cast<Index>(dead_latents.size()) : 0;
+    if (std::adjacent_find(dead_latents.begin(), dead_latents.begin() + dead, std::greater_equal<Index>()) !=
+        dead_latents.begin() + dead)
+      return false;
+    detail::fold_encoder_bias(model, ws);
+    thread_local detail::TopKCandidates candidates_storage;
+    const detail::TopKCandidates& candidates = candidates_storage;  // the caller's, in every thread
+    if (!detail::screened_top_k_candidates(ws.encoder_bias.transpose(), nullptr, X, model.params().W_enc, ws.codes,
+                                           {k, dead_latents.data(), dead, aux_k}, candidates_storage))
+      return false;
+    k = std::min(k, ws.codes.cols());
+    select_rows(k, aux_k, ws, [&](Index b, const Scalar* row, Index* kept_latent, Scalar* kept_value) {
+      thread_local std::vector<Scalar> values;
+      thread_local std::vector<Index> chosen, dead_candidates;
+      const Index first = candidates.row_start[static_cast<std::size_t>(b)];
+      const Index count = candidates.row_start[static_cast<std::size_t>(b) + 1] - first;
+      const Index* latent = candidates.latent.data() + first;
+      detail::select_top_k_of_candidates(row, latent, count, k, values, chosen);
+      const Index kept = keep_positive(row, chosen, kept_latent, kept_value);
+      if (aux_k > 0) {
+        // The dead candidates, in the dead list's order (increasing, as the candidates are).
+        detail::resize_with_headroom(dead_candidates, static_cast<std::size_t>(count));
+        Index dead_count = 0;
+        for (Index j = 0; j < count; ++j)
+          if (std::binary_search(dead_latents.begin(), dead_latents.end(), latent[j]))
+            dead_candidates[static_cast<std::size_t>(dead_count++)] = latent[j];
+        detail::select_top_k_of_candidates(row, dead_candidates.data(), dead_count, aux_k, values, chosen);
+        ws.auxiliary.row_start[static_cast<std::size_t>(b) + 1] = keep_positive(
+            row, chosen, ws.auxiliary.latent.data() + b * aux_k, ws.auxiliary.value.data() + b * aux_k);
+      }
+      return kept;
+    });
+    return true;
   }
 
   // The same among the dead latents only (AuxK), k of them at most, into
