@@ -253,6 +253,16 @@ TEST_CASE("The TopK screen gives way where nearly every group would be summed ag
   std::vector<float> C(p.B * p.F);
   sae::detail::TopKCandidates candidates;
   CHECK_FALSE(gemm::screened_top_k(p.x(), p.w(), C.data(), p.F, p.B, p.D, p.F, p.pre_activation_epilogue(), {8}, candidates));
+  // Nor where the selections alone would fill the share: AuxK's 300 largest
+  // of 2048 dead latents, among 512 groups, before any work.
+  const Problem wide = make_problem(24, 64, 8192, 0.0f, 13);
+  std::vector<float> wide_C(wide.B * wide.F, -7.0f);
+  std::vector<Index> dead;
+  for (Index f = 0; f < wide.F; f += 4) dead.push_back(f);
+  CHECK(gemm::screened_top_k(wide.x(), wide.w(), wide_C.data(), wide.F, wide.B, wide.D, wide.F,
+                             wide.pre_activation_epilogue(), {8}, candidates));
+  CHECK_FALSE(gemm::screened_top_k(wide.x(), wide.w(), wide_C.data(), wide.F, wide.B, wide.D, wide.F,
+                                   wide.pre_activation_epilogue(), {8, dead.data(), 2048, 300}, candidates));
   // Nor does it apply to an epilogue with ReLU or thresholds.
   gemm::Epilogue relu = p.pre_activation_epilogue();
   relu.relu = true;

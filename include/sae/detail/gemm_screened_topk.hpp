@@ -248,6 +248,12 @@ inline bool screened_top_k(StridedMatrix X, StridedMatrix W, float* C, Index ldc
       panels_per_block(latent_panels, std::max<Index>(1, latent_block_bytes / (Index(sizeof(float)) * w_floats)),
                        threads);
   const Index split_blocks = (latent_panels + split_block - 1) / split_block;
+  // Each candidate takes a group of its own while they are few: past the
+  // share, before any work, when the selections alone would fill it (AuxK's
+  // k_aux largest of many dead latents).
+  const Index selected = std::min(selection.k, F) + std::min(selection.subset_k, selection.subset_size);
+  if (static_cast<double>(std::min(selected, groups_per_row)) > dense_share * static_cast<double>(groups_per_row))
+    return false;
   const float ceiling = screened::distance_ceiling(depth);
   const Index lda = groups_per_row * lanes, chunk_rows = std::min(B, chunk);
   // Approximations beyond the caches are written around them (read once, later).
