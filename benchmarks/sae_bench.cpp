@@ -1,6 +1,6 @@
 // benchmarks/sae_bench.cpp: end-to-end training (or encoding) steps at a given size.
 //
-//   sae_bench --d 768 --f 8192 --batch 1024 --arch relu|topk|jumprelu|gated [--k 32]
+//   sae_bench --d 768 --f 8192 --batch 1024 --arch relu|topk|batchtopk|jumprelu|gated [--k 32]
 //             --mode train|trainer|encode [--steps 10] [--warmup 3] [--target-l0 L] [--l1 1e-3] [--lr 1e-3]
 //             [--threads T] [--kernels auto|dense|sparse] [--seed 0]
 //
@@ -20,6 +20,8 @@
 //   topk  TopK SAE (k codes per token), tied initialisation, b_dec subtracted
 //         from the input, TopKObjective with AuxK inactive (no dead latents at
 //         a fresh initialisation).
+//   batchtopk  the same with BatchTopK: k·B codes over the batch in training
+//         (the TopKObjective), TopK's rule at encode (θ not yet learned).
 //   jumprelu  JumpReLU SAE (θ 0.001), tied initialisation, JumpReLUObjective
 //         (λ = --l1 on L0, the straight-through θ gradient); always dense.
 //         With --mode encode, --target-l0 L sets the thresholds (b_enc 0) so
@@ -78,11 +80,11 @@ const char* kUsage = R"(usage: sae_bench [options]
   --d D                input dimension (default 768)
   --f F                number of latents (default 8192)
   --batch B            rows per step (default 1024)
-  --arch NAME          relu (the seed) | topk | jumprelu | gated (default relu)
-  --k K                topk: codes per token (default 32)
+  --arch NAME          relu (the seed) | topk | batchtopk | jumprelu | gated (default relu)
+  --k K                topk, batchtopk: codes per token (default 32)
   --mode NAME          train: loss, gradient and Adam step | trainer: sae::Trainer's step with
-                       the architecture's recipe (relu: standard; topk, jumprelu, gated: their
-                       own), which adds the batch's copy, the decoder constraint, clipping and
+                       the architecture's recipe (relu: standard; topk, batchtopk, jumprelu,
+                       gated: their own), which adds the batch's copy, the decoder constraint, clipping and
                        dead-latent counts;
                        --lr, --l1 and --kernels do not apply | encode: inference codes only
                        (default train)
@@ -140,8 +142,9 @@ Options parse(int argc, char** argv) {
     if (!ok) throw std::invalid_argument(message);
   };
   require(o.d > 0 && o.f > 0 && o.batch > 0, "--d, --f and --batch must be positive");
-  require(o.arch == "relu" || o.arch == "topk" || o.arch == "jumprelu" || o.arch == "gated",
-          "--arch must be relu, topk, jumprelu or gated, got '" + o.arch + "'");
+  const bool top_k = o.arch == "topk" || o.arch == "batchtopk";
+  require(o.arch == "relu" || top_k || o.arch == "jumprelu" || o.arch == "gated",
+          "--arch must be relu, topk, batchtopk, jumprelu or gated, got '" + o.arch + "'");
   require(o.mode == "train" || o.mode == "trainer" || o.mode == "encode",
           "--mode must be train, trainer or encode, got '" + o.mode + "'");
   require(o.steps >= 1, "--steps must be at least 1");
@@ -151,11 +154,11 @@ Options parse(int argc, char** argv) {
   if (!o.lr) o.lr = o.target_l0 ? 1e-5 : 1e-3;
   require(*o.lr > 0, "--lr must be positive");
   require(o.seed >= 0, "--seed must be >= 0");
-  if (o.arch == "topk") require(o.k >= 1 && o.k <= o.f, "--k must be in [1, F = " + std::to_string(o.f) + "]");
+  if (top_k) require(o.k >= 1 && o.k <= o.f, "--k must be in [1, F = " + std::to_string(o.f) + "]");
   require(!o.target_l0 || o.arch == "relu" || (o.arch == "jumprelu" && o.mode == "encode"),
           "--target-l0 is for --arch relu, and for jumprelu with --mode encode");
-  require(o.arch == "relu" || o.arch == "topk" || o.kernels == sae::Kernels::Automatic,
-          "--kernels is for --arch relu and topk (JumpReLU's and Gated's steps are always dense)");
+  require(o.arch == "relu" || top_k || o.kernels == sae::Kernels::Automatic,
+          "--kernels is for --arch relu, topk and batchtopk (JumpReLU's and Gated's steps are always dense)");
   if (o.target_l0)
     require(*o.target_l0 > 0 && *o.target_l0 < static_cast<double>(o.f),
             "--target-l0 must be in (0, F = " + std::to_string(o.f) + ")");
@@ -327,10 +330,23 @@ RunResult run_encoding(const Model& model, const sae::Batch<float>& X, const Opt
   return result;
 }
 
+// TopK or BatchTopK: tied initialisation, b_dec subtracted from the input.
+template <typename Activation>
+RunResult run_top_k(Activation activation, sae::Batch<float>& X, sae::Rng& data_rng, const Options& o) {
+  using Model = sae::SparseAutoEncoder<float, sae::Dynamic, sae::Dynamic, Activation>;
+  Model model(o.d, o.f, activation, sae::Init::Tied, static_cast<std::uint64_t>(o.seed));
+  model.apply_b_dec_to_input() = true;  // as the TopK recipe and dictionary_learning
+  if (o.mode == "encode") return run_encoding(model, X, o);
+  sae::TopKObjective<float> objective;  // no dead latents: AuxK inactive, as at a fresh initialisation
+  objective.kernels = o.kernels;
+  return run_training(model, objective, X, data_rng, o);
+}
+
 RunResult run(const Options& o, sae::Batch<float>& X, sae::Rng& data_rng) {
   if (o.mode == "trainer") {
     if (o.arch == "gated") return run_trainer(sae::Gated{}, sae::Recipe::Gated, data_rng, o);
     if (o.arch == "jumprelu") return run_trainer(sae::JumpReLU{}, sae::Recipe::JumpReLU, data_rng, o);
+    if (o.arch == "batchtopk") return run_trainer(sae::BatchTopK{o.k}, sae::Recipe::BatchTopK, data_rng, o);
     return o.arch == "relu" ? run_trainer(sae::ReLU{}, sae::Recipe::Standard, data_rng, o)
                             : run_trainer(sae::TopK{o.k}, sae::Recipe::TopK, data_rng, o);
   }
@@ -356,13 +372,7 @@ RunResult run(const Options& o, sae::Batch<float>& X, sae::Rng& data_rng) {
     objective.kernels = o.kernels;
     return run_training(model, objective, X, data_rng, o);
   }
-  using TopKModel = sae::SparseAutoEncoder<float, sae::Dynamic, sae::Dynamic, sae::TopK>;
-  TopKModel model(o.d, o.f, sae::TopK{o.k}, sae::Init::Tied, static_cast<std::uint64_t>(o.seed));
-  model.apply_b_dec_to_input() = true;  // as the TopK recipe and dictionary_learning
-  if (o.mode == "encode") return run_encoding(model, X, o);
-  sae::TopKObjective<float> objective;  // no dead latents: AuxK inactive, as at a fresh initialisation
-  objective.kernels = o.kernels;
-  return run_training(model, objective, X, data_rng, o);
+  return o.arch == "topk" ? run_top_k(sae::TopK{o.k}, X, data_rng, o) : run_top_k(sae::BatchTopK{o.k}, X, data_rng, o);
 }
 
 // ---- how this binary was built ---------------------------------------------
@@ -552,7 +562,7 @@ int benchmark(const Options& o) {
   const double activation_mib = (training ? 2.0 * B * (D + F) : B * (D + F)) * sizeof(float) / kMiB;
 
   std::printf("sae_bench: %s %s, D=%lld F=%lld B=%lld", o.arch.c_str(), o.mode.c_str(), o.d, o.f, o.batch);
-  if (o.arch == "topk") std::printf(" k=%lld", o.k);
+  if (o.arch == "topk" || o.arch == "batchtopk") std::printf(" k=%lld", o.k);
   if (o.target_l0) std::printf(" target L0=%g", *o.target_l0);
   std::printf(", kernels %s, %d thread%s\n", sae_bench::kernels_name(o.kernels), threads, threads == 1 ? "" : "s");
   std::printf("build: %s, flags '%s' (%s), Eigen %s, OpenMP %s, EIGEN_USE_BLAS %s, GEMM kernel %s, target %s\n",
@@ -589,7 +599,7 @@ int benchmark(const Options& o) {
   std::ostringstream json;
   json << "{\"config\": {\"arch\": " << json_string(o.arch) << ", \"mode\": " << json_string(o.mode)
        << ", \"d\": " << o.d << ", \"f\": " << o.f << ", \"batch\": " << o.batch
-       << ", \"k\": " << (o.arch == "topk" ? std::to_string(o.k) : "null")
+       << ", \"k\": " << (o.arch == "topk" || o.arch == "batchtopk" ? std::to_string(o.k) : "null")
        << ", \"target_l0\": " << (o.target_l0 ? json_number(*o.target_l0) : "null")
        << ", \"l1\": " << (recipe_owned ? "null" : json_number(o.l1))
        << ", \"lr\": " << (recipe_owned ? "null" : json_number(*o.lr)) << ", \"steps\": " << o.steps

@@ -402,4 +402,77 @@ TEST_CASE("TopKObjective on the screen selects the plain product's codes, with A
   }
 }
 
+// BatchTopK's selection through TopKObjective on the screen against a
+// reference: every positive entry of the plain product, by value (ties in
+// row-major order), the first k·B kept; and AuxK's per token.
+static void check_batch_top_k(bool outlier) {
+  using Model = sae::SparseAutoEncoder<float, sae::Dynamic, sae::Dynamic, sae::BatchTopK>;
+  Model model(128, 8192, sae::BatchTopK{16}, sae::Init::LinearDefault, 51);
+  model.apply_b_dec_to_input() = true;
+  std::mt19937 rng(52);
+  std::normal_distribution<float> normal;
+  for (Index i = 0; i < model.params().b_dec.size(); ++i) model.params().b_dec(i) = 0.2f * normal(rng);
+  sae::Batch<float> X(64, 128);
+  for (Index i = 0; i < X.size(); ++i) X.data()[i] = normal(rng);
+  if (outlier)
+    for (Index i = 0; i < 128; ++i) X(7, i) *= 3.0f;
+
+  sae::TopKObjective<float> objective;
+  for (Index f = 2; f < model.dict_size(); f += 5) objective.dead_latents.push_back(f);
+  objective.aux_k = 20;
+  sae::LossWorkspace<float> ws;
+  objective.evaluate(model, X, ws);
+
+  sae::LossWorkspace<float> plain_ws;
+  sae::detail::pre_activations(model, X, plain_ws);
+  const auto& P = plain_ws.codes;
+  sae::Batch<float> screened;
+  sae::detail::TopKCandidates candidates;
+  const sae::detail::TopKSelection selection{16, objective.dead_latents.data(),
+                                             static_cast<Index>(objective.dead_latents.size()), 20, true};
+  REQUIRE(sae::detail::screened_top_k_candidates(plain_ws.encoder_bias.transpose(), nullptr, X,
+                                                 model.params().W_enc, screened, selection, candidates));
+
+  std::vector<Index> order;  // row-major positions of the positive entries
+  for (Index i = 0; i < P.size(); ++i)
+    if (P.data()[i] > 0.0f) order.push_back(i);
+  std::stable_sort(order.begin(), order.end(), [&](Index a, Index b) { return P.data()[a] > P.data()[b]; });
+  order.resize(std::min<std::size_t>(order.size(), 16 * 64));
+  std::sort(order.begin(), order.end());
+  REQUIRE(ws.active.nonzeros() == static_cast<Index>(order.size()));
+  std::size_t next = 0;
+  Index token_7 = 0;
+  for (Index b = 0; b < P.rows(); ++b)
+    for (Index j = ws.active.row_start[b]; j < ws.active.row_start[b + 1]; ++j, ++next) {
+      REQUIRE(b * P.cols() + ws.active.latent[j] == order[next]);
+      REQUIRE(same_bits(ws.active.value[j], P.data()[order[next]]));
+      token_7 += b == 7;
+    }
+  if (outlier) CHECK(token_7 > 4 * 16);
+  float smallest = std::numeric_limits<float>::infinity();
+  for (Index i : order) smallest = std::min(smallest, P.data()[i]);
+  CHECK(ws.smallest_kept_code == static_cast<double>(smallest));
+  for (Index b = 0; b < P.rows(); ++b) {
+    std::vector<float> dead_values;
+    for (Index f : objective.dead_latents) dead_values.push_back(P(b, f));
+    std::vector<Index> aux;
+    for (Index j : positive_top_k(dead_values.data(), static_cast<Index>(dead_values.size()), 20))
+      aux.push_back(objective.dead_latents[j]);
+    REQUIRE(ws.auxiliary.row_start[b + 1] - ws.auxiliary.row_start[b] == static_cast<Index>(aux.size()));
+    for (std::size_t j = 0; j < aux.size(); ++j)
+      REQUIRE(ws.auxiliary.latent[ws.auxiliary.row_start[b] + static_cast<Index>(j)] == aux[j]);
+    Index nonzero = 0;
+    for (Index f = 0; f < P.cols(); ++f) nonzero += ws.codes(b, f) != 0.0f;
+    REQUIRE(nonzero == ws.active.row_start[b + 1] - ws.active.row_start[b]);
+  }
+}
+
+TEST_CASE("TopKObjective on the screen selects BatchTopK's k·B largest of the plain product, with AuxK",
+          "[screened][topk]") {
+  check_batch_top_k(false);
+  // A token far above the rest, which takes more than its k (and more than
+  // the screen's pool holds of it).
+  check_batch_top_k(true);
+}
+
 #endif  // SAE_SCREENED_RELU

@@ -21,7 +21,9 @@
 // does; selecting the k largest among the candidates then gives the
 // positive entries of the k largest of the whole row, ties and all (see
 // the tests). AuxK's k_aux largest among the dead latents are screened the
-// same way, with their own T, when a subset is given.
+// same way, with their own T, when a subset is given; and BatchTopK's k·B
+// largest of the whole batch with one T for all its tokens, the k·B-th
+// largest of a pool of each token's lower bounds.
 //
 // The bound needs the whole row before it can rule anything out, so this is
 // two passes: the bfloat16 sums of all tiles, then the exact groups, panel
@@ -35,6 +37,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <utility>
 #include <vector>
@@ -46,14 +49,16 @@
 namespace sae {
 namespace detail {
 
-/// What the TopK screen must keep: each token's k largest entries, and, with
-/// a subset of the latents (AuxK's dead latents, strictly increasing), each
-/// token's subset_k largest among them.
+/// What the TopK screen must keep: each token's k largest entries (or, over
+/// the batch, BatchTopK's k·B largest of them all), and, with a subset of
+/// the latents (AuxK's dead latents, strictly increasing), each token's
+/// subset_k largest among them.
 struct TopKSelection {
   Index k = 0;
   const Index* subset = nullptr;
   Index subset_size = 0;
   Index subset_k = 0;
+  bool over_batch = false;
 };
 
 /// Per token (row of C), the candidates: latents in increasing order, at
@@ -104,6 +109,8 @@ struct TopKScratch {
   std::vector<std::uint16_t> subset_mask;  ///< per 16-latent group: its latents in the selection's subset
   std::vector<std::uint16_t> masks;        ///< per token and group: its candidates
   std::vector<std::uint16_t> approximations;  ///< v in bfloat16, per token of a chunk
+  std::vector<float> levels, subset_levels;  ///< per token: its k-th (or over the batch, k·B-th) largest lower bound, its subset's
+  std::vector<float> pool;                 ///< over the batch: each token's largest lower bounds
   std::vector<Index> counted;              ///< per token, then per group
   std::vector<Index> group_start;          ///< per group, into group_tokens
   std::vector<Index> group_tokens;         ///< the tokens each group is summed again for
@@ -237,6 +244,7 @@ inline bool screened_top_k(StridedMatrix X, StridedMatrix W, float* C, Index ldc
   out.row_start.assign(1, 0);
   out.latent.clear();
   const Index chunk = screened::token_chunk(D, F, shared_bytes_limit);
+  if (selection.over_batch && B > chunk) return false;  // its level needs the whole batch at once
   const Index depth = D, pairs = (D + 1) / 2;
   const Index w_floats = tile_latents * depth, wb_words = tile_latents * pairs;
   const Index latent_panels = (F + tile_latents - 1) / tile_latents, groups_per_row = (F + lanes - 1) / lanes;
@@ -265,6 +273,7 @@ inline bool screened_top_k(StridedMatrix X, StridedMatrix W, float* C, Index ldc
   screened::TopKScratch& scratch = scratch_storage;
   screened::LatentBounds& latents = scratch.latents;
   std::vector<std::uint16_t>&subset_mask = scratch.subset_mask, &masks = scratch.masks;
+  std::vector<float>&levels = scratch.levels, &subset_levels = scratch.subset_levels, &pool = scratch.pool;
   std::vector<Index>&counted = scratch.counted, &group_start = scratch.group_start, &group_tokens = scratch.group_tokens;
   latents.resize(F);
   resize_with_headroom(scratch.approximations, static_cast<std::size_t>(chunk_rows * lda) + 32);
@@ -321,32 +330,63 @@ inline bool screened_top_k(StridedMatrix X, StridedMatrix W, float* C, Index ldc
       if (stream) _mm_sfence();  // the streamed approximations are in memory before the threads join
     }
 
-    // Each token's candidates, as a mask per 16-latent group, counted.
+    // Each token's candidates, as a mask per 16-latent group, counted. Its
+    // levels come from its own bounds; over the batch (BatchTopK) the main
+    // level is the k·B-th largest of a pool of pool_width lower bounds from
+    // each token (no more than the k·B-th largest of them all, so it rules
+    // out no less safely), and the masks wait for it.
     masks.resize(static_cast<std::size_t>(rows * groups_per_row));
     counted.resize(static_cast<std::size_t>(rows));
+    levels.resize(static_cast<std::size_t>(rows));
+    subset_levels.resize(static_cast<std::size_t>(rows));
+    const Index pool_width = std::min(F, std::max<Index>(4 * selection.k, F / 32));
+    if (selection.over_batch) resize_with_headroom(pool, static_cast<std::size_t>(rows * pool_width));
     const std::uint16_t* const subset_groups = selection.subset_k > 0 ? subset_mask.data() : nullptr;
     Index needed_groups = 0;
-    SAE_OMP(parallel for schedule(static) reduction(+ : needed_groups) if (worth_parallel(rows * F)))
-    for (Index b = 0; b < rows; ++b) {
-      thread_local std::vector<float> lower, upper, subset_lower;
-      thread_local std::vector<Index> chosen;
-      resize_with_headroom(lower, static_cast<std::size_t>(F));
-      resize_with_headroom(upper, static_cast<std::size_t>(F));
-      screened::row_bounds(approximations + b * lda, F, tokens.terms[b], latents, ceiling, lower.data(),
-                           upper.data());
-      const float level = screened::kth_largest_or_lowest(lower.data(), F, std::min(selection.k, F), chosen);
-      float subset_level = std::numeric_limits<float>::infinity();
-      if (subset_groups) {
-        resize_with_headroom(subset_lower, static_cast<std::size_t>(selection.subset_size));
-        for (Index j = 0; j < selection.subset_size; ++j) subset_lower[j] = lower[selection.subset[j]];
-        subset_level = screened::kth_largest_or_lowest(subset_lower.data(), selection.subset_size,
-                                                       std::min(selection.subset_k, selection.subset_size), chosen);
+    for (int pass = selection.over_batch ? 0 : 1; pass < 2; ++pass) {
+      SAE_OMP(parallel for schedule(static) reduction(+ : needed_groups) if (worth_parallel(rows * F)))
+      for (Index b = 0; b < rows; ++b) {
+        thread_local std::vector<float> lower, upper, subset_lower;
+        thread_local std::vector<Index> chosen;
+        resize_with_headroom(lower, static_cast<std::size_t>(F));
+        resize_with_headroom(upper, static_cast<std::size_t>(F));
+        screened::row_bounds(approximations + b * lda, F, tokens.terms[b], latents, ceiling, lower.data(),
+                             upper.data());
+        if (pass == 0 || !selection.over_batch) {
+          if (selection.over_batch) {
+            // The maxima of pool_width groups (entry f to group f mod pool_width):
+            // each a lower bound of its own entry, so the pool is a subset of them.
+            float* const mine = pool.data() + b * pool_width;
+            std::copy(lower.data(), lower.data() + pool_width, mine);
+            for (Index f = pool_width; f < F; f += pool_width)
+              for (Index g = 0; g < std::min(pool_width, F - f); ++g) mine[g] = std::max(mine[g], lower[f + g]);
+          } else {
+            levels[static_cast<std::size_t>(b)] =
+                screened::kth_largest_or_lowest(lower.data(), F, std::min(selection.k, F), chosen);
+          }
+          float subset_level = std::numeric_limits<float>::infinity();
+          if (subset_groups) {
+            resize_with_headroom(subset_lower, static_cast<std::size_t>(selection.subset_size));
+            for (Index j = 0; j < selection.subset_size; ++j) subset_lower[j] = lower[selection.subset[j]];
+            subset_level = screened::kth_largest_or_lowest(subset_lower.data(), selection.subset_size,
+                                                           std::min(selection.subset_k, selection.subset_size), chosen);
+          }
+          subset_levels[static_cast<std::size_t>(b)] = subset_level;
+          if (pass == 0) continue;
+        }
+        const std::pair<Index, Index> found = screened::candidate_masks(
+            upper.data(), F, levels[static_cast<std::size_t>(b)], subset_levels[static_cast<std::size_t>(b)],
+            subset_groups, masks.data() + b * groups_per_row);
+        counted[static_cast<std::size_t>(b)] = found.first;
+        needed_groups += found.second;
       }
-      const std::pair<Index, Index> found =
-          screened::candidate_masks(upper.data(), F, level, subset_level, subset_groups,
-                                    masks.data() + b * groups_per_row);
-      counted[static_cast<std::size_t>(b)] = found.first;
-      needed_groups += found.second;
+      if (pass == 0) {
+        // The k·B-th largest of the pool (its -infinity pads included), for every token.
+        const Index kept = std::min(selection.k * rows, rows * pool_width);
+        std::nth_element(pool.begin(), pool.begin() + (kept - 1), pool.begin() + rows * pool_width,
+                         std::greater<float>());
+        std::fill(levels.begin(), levels.end(), pool[static_cast<std::size_t>(kept - 1)]);
+      }
     }
     if (static_cast<double>(needed_groups) > dense_share * static_cast<double>(rows * groups_per_row)) return false;
 

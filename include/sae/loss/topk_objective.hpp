@@ -33,10 +33,11 @@
 // reference the tests compare against), except AuxK's, whose few codes per
 // token take the sparse kernel on both paths.
 //
-// TopK's encoder product itself goes through the bfloat16 screen where it is
+// The encoder product itself goes through the bfloat16 screen where it is
 // built (AVX-512 BF16; detail/gemm_screened_topk.hpp): only the entries that
-// could be among a token's k largest, or its k_aux largest dead latents, are
-// summed exactly, and the selections, codes and gradients are the same bits.
+// could be among a token's k largest (BatchTopK: the batch's k·B largest), or
+// its k_aux largest dead latents, are summed exactly, and the selections,
+// codes and gradients are the same bits.
 #pragma once
 
 #include <algorithm>
@@ -95,7 +96,7 @@ struct TopKObjective {
         detail::pre_activations(model, X, ws);
         select_per_token(model.activation().k, aux_k, ws);
       }
-    } else {
+    } else if (!screened_select_over_batch(model, X, model.activation().k, aux_k, ws)) {
       detail::pre_activations(model, X, ws);
       select_over_batch(ws.codes, model.activation().k * batch, ws);
       select_auxiliary(aux_k, ws);
@@ -268,49 +269,102 @@ struct TopKObjective {
     return kept;
   }
 
-  // select_per_token's selections and codes, on the TopK screen
-  // (detail/gemm_screened_topk.hpp): only the entries that could be among a
-  // token's k largest, or among its aux_k largest dead latents, are summed
-  // exactly, and each selection is made among those. False, with nothing
-  // selected, where the screen does not apply (then pre_activations and
-  // select_per_token); also when the dead latents are not in increasing
-  // order, where the screen's order of ties would not be select_auxiliary_row's.
+  // The TopK screen's candidates (detail/gemm_screened_topk.hpp) for this
+  // batch, with ws.codes holding the exact pre-activations at them: only the
+  // entries that could be among a token's k largest (over the batch, the k·B
+  // largest of all), or among its aux_k largest dead latents, are summed
+  // exactly. Null where the screen does not apply (then pre_activations);
+  // also when the dead latents are not in increasing order, where the
+  // screen's order of ties would not be select_auxiliary_row's.
   template <typename Model, typename Derived>
-  bool screened_select_per_token(const Model& model, const Eigen::MatrixBase<Derived>& X, Index k, Index aux_k,
-                                 LossWorkspace<Scalar>& ws) const {
+  const detail::TopKCandidates* screened_candidates(const Model& model, const Eigen::MatrixBase<Derived>& X, Index k,
+                                                    Index aux_k, bool over_batch, LossWorkspace<Scalar>& ws) const {
     const Index dead = aux_k > 0 ? static_cast<Index>(dead_latents.size()) : 0;
     if (std::adjacent_find(dead_latents.begin(), dead_latents.begin() + dead, std::greater_equal<Index>()) !=
         dead_latents.begin() + dead)
-      return false;
+      return nullptr;
     detail::fold_encoder_bias(model, ws);
-    thread_local detail::TopKCandidates candidates_storage;
-    const detail::TopKCandidates& candidates = candidates_storage;  // the caller's, in every thread
+    thread_local detail::TopKCandidates candidates;
     if (!detail::screened_top_k_candidates(ws.encoder_bias.transpose(), nullptr, X, model.params().W_enc, ws.codes,
-                                           {k, dead_latents.data(), dead, aux_k}, candidates_storage))
-      return false;
+                                           {k, dead_latents.data(), dead, aux_k, over_batch}, candidates))
+      return nullptr;
+    return &candidates;
+  }
+
+  // select_per_token's selections and codes, on the screen: each among the
+  // token's candidates. False, with nothing selected, where the screen does
+  // not apply.
+  template <typename Model, typename Derived>
+  bool screened_select_per_token(const Model& model, const Eigen::MatrixBase<Derived>& X, Index k, Index aux_k,
+                                 LossWorkspace<Scalar>& ws) const {
+    const detail::TopKCandidates* const listed = screened_candidates(model, X, k, aux_k, false, ws);
+    if (!listed) return false;
+    const detail::TopKCandidates& candidates = *listed;
     k = std::min(k, ws.codes.cols());
     select_rows(k, aux_k, ws, [&](Index b, const Scalar* row, Index* kept_latent, Scalar* kept_value) {
       thread_local std::vector<Scalar> values;
-      thread_local std::vector<Index> chosen, dead_candidates;
+      thread_local std::vector<Index> chosen;
       const Index first = candidates.row_start[static_cast<std::size_t>(b)];
       const Index count = candidates.row_start[static_cast<std::size_t>(b) + 1] - first;
       const Index* latent = candidates.latent.data() + first;
       detail::select_top_k_of_candidates(row, latent, count, k, values, chosen);
       const Index kept = keep_positive(row, chosen, kept_latent, kept_value);
-      if (aux_k > 0) {
-        // The dead candidates, in the dead list's order (increasing, as the candidates are).
-        detail::resize_with_headroom(dead_candidates, static_cast<std::size_t>(count));
-        Index dead_count = 0;
-        for (Index j = 0; j < count; ++j)
-          if (std::binary_search(dead_latents.begin(), dead_latents.end(), latent[j]))
-            dead_candidates[static_cast<std::size_t>(dead_count++)] = latent[j];
-        detail::select_top_k_of_candidates(row, dead_candidates.data(), dead_count, aux_k, values, chosen);
-        ws.auxiliary.row_start[static_cast<std::size_t>(b) + 1] = keep_positive(
-            row, chosen, ws.auxiliary.latent.data() + b * aux_k, ws.auxiliary.value.data() + b * aux_k);
-      }
+      if (aux_k > 0) select_auxiliary_of_candidates(row, b, latent, count, aux_k, ws.auxiliary);
       return kept;
     });
     return true;
+  }
+
+  // select_over_batch's selection, select_auxiliary's and the dense codes, on
+  // the screen: every entry that could be kept is a candidate, in row-major
+  // order, so the cut, the count above it and the ties are the same.
+  template <typename Model, typename Derived>
+  bool screened_select_over_batch(const Model& model, const Eigen::MatrixBase<Derived>& X, Index k, Index aux_k,
+                                  LossWorkspace<Scalar>& ws) const {
+    const detail::TopKCandidates* const listed = screened_candidates(model, X, k, aux_k, true, ws);
+    if (!listed) return false;
+    const detail::TopKCandidates& candidates = *listed;
+    const Batch<Scalar>& P = ws.codes;
+    thread_local std::vector<Scalar> values;
+    detail::resize_with_headroom(values, candidates.latent.size());
+    for (Index b = 0; b < P.rows(); ++b)
+      for (Index j = candidates.row_start[b]; j < candidates.row_start[b + 1]; ++j)
+        values[static_cast<std::size_t>(j)] = P(b, candidates.latent[static_cast<std::size_t>(j)]);
+    select_over_batch_from(values.data(), static_cast<Index>(candidates.latent.size()), k * P.rows(), P.rows(),
+                           P.cols(), ws, [&](Index b, auto&& visit) {
+                             for (Index j = candidates.row_start[b]; j < candidates.row_start[b + 1]; ++j)
+                               visit(candidates.latent[static_cast<std::size_t>(j)], values[static_cast<std::size_t>(j)]);
+                           });
+    start_slots(ws.auxiliary, P.rows(), P.cols(), aux_k);
+    if (aux_k > 0) {
+      SAE_OMP(parallel for schedule(static) if (detail::worth_parallel(P.size())))
+      for (Index b = 0; b < P.rows(); ++b) {
+        const Index first = candidates.row_start[static_cast<std::size_t>(b)];
+        select_auxiliary_of_candidates(P.row(b).data(), b, candidates.latent.data() + first,
+                                       candidates.row_start[static_cast<std::size_t>(b) + 1] - first, aux_k,
+                                       ws.auxiliary);
+      }
+    }
+    pack_slots(ws.auxiliary, aux_k);
+    write_dense_codes(ws);
+    return true;
+  }
+
+  // AuxK's selection among a row's candidates (latents, increasing): the
+  // dead ones, in the dead list's order (increasing too), their aux_k
+  // largest where positive, into row b's slot of `auxiliary`.
+  void select_auxiliary_of_candidates(const Scalar* row, Index b, const Index* latent, Index count, Index aux_k,
+                                      SparseCodes<Scalar>& auxiliary) const {
+    thread_local std::vector<Scalar> values;
+    thread_local std::vector<Index> dead_candidates, chosen;
+    detail::resize_with_headroom(dead_candidates, static_cast<std::size_t>(count));
+    Index dead_count = 0;
+    for (Index j = 0; j < count; ++j)
+      if (std::binary_search(dead_latents.begin(), dead_latents.end(), latent[j]))
+        dead_candidates[static_cast<std::size_t>(dead_count++)] = latent[j];
+    detail::select_top_k_of_candidates(row, dead_candidates.data(), dead_count, aux_k, values, chosen);
+    auxiliary.row_start[static_cast<std::size_t>(b) + 1] =
+        keep_positive(row, chosen, auxiliary.latent.data() + b * aux_k, auxiliary.value.data() + b * aux_k);
   }
 
   // The same among the dead latents only (AuxK), k of them at most, into
@@ -363,28 +417,37 @@ struct TopKObjective {
 
   // The `kept` largest positive entries of the whole batch (BatchTopK).
   static void select_over_batch(const Batch<Scalar>& P, Index kept, LossWorkspace<Scalar>& ws) {
-    const Index n = P.size();
-    kept = std::min(kept, n);
+    select_over_batch_from(P.data(), P.size(), kept, P.rows(), P.cols(), ws, [&P](Index b, auto&& visit) {
+      for (Index f = 0; f < P.cols(); ++f) visit(f, P(b, f));
+    });
+  }
+
+  // The same from `values`, n entries that include every one that could be
+  // kept, visited row by row in increasing latent order by visit_row(b,
+  // visit), which calls visit(f, v) for each (rows x cols in all).
+  template <typename VisitRow>
+  static void select_over_batch_from(const Scalar* values, Index n, Index kept, Index rows, Index cols,
+                                     LossWorkspace<Scalar>& ws, VisitRow&& visit_row) {
+    kept = std::min(kept, rows * cols);
     Scalar cut = Scalar(0);
     Index ties_wanted = 0;
     if (kept > 0) {
       // The kept-th largest entry when it is positive, else 0 (only positive entries are kept).
-      cut = detail::kth_largest_positive(P.data(), n, kept, ws.selection_scratch);
+      cut = detail::kth_largest_positive(values, n, kept, ws.selection_scratch);
       Index above = 0;
-      for (Index i = 0; i < n; ++i) above += P.data()[i] > cut;
+      for (Index i = 0; i < n; ++i) above += values[i] > cut;
       ties_wanted = cut > Scalar(0) ? kept - above : 0;  // a zero cut keeps only positive entries
     }
-    ws.active.reset(P.rows(), P.cols());
+    ws.active.reset(rows, cols);
     double smallest = std::numeric_limits<double>::infinity();
-    for (Index b = 0; b < P.rows(); ++b) {
-      for (Index f = 0; f < P.cols(); ++f) {
-        const Scalar v = P(b, f);
+    for (Index b = 0; b < rows; ++b) {
+      visit_row(b, [&](Index f, Scalar v) {
         const bool keep = kept > 0 && (v > cut || (v == cut && ties_wanted > 0 && v > Scalar(0)));
-        if (!keep) continue;
+        if (!keep) return;
         if (v == cut && !(v > cut)) --ties_wanted;
         ws.active.push(f, v);
         smallest = std::min(smallest, static_cast<double>(v));
-      }
+      });
       ws.active.end_row();
     }
     ws.smallest_kept_code = std::isfinite(smallest) ? smallest : 0.0;
