@@ -17,6 +17,7 @@
 #include <cstring>
 #include <limits>
 #include <random>
+#include <type_traits>
 #include <vector>
 
 #include <catch2/catch.hpp>
@@ -350,121 +351,103 @@ TEST_CASE("SparseAutoEncoder<BatchTopK>::encode on the screens gives encode_in_p
   }
 }
 
-TEST_CASE("TopKObjective on the screen selects the plain product's codes, with AuxK", "[screened][topk]") {
-  using Model = sae::SparseAutoEncoder<float, sae::Dynamic, sae::Dynamic, sae::TopK>;
-  Model model(128, 8192, sae::TopK{16}, sae::Init::LinearDefault, 31);
-  model.apply_b_dec_to_input() = true;
-  std::mt19937 rng(32);
-  std::normal_distribution<float> normal;
-  for (Index i = 0; i < model.params().b_dec.size(); ++i) model.params().b_dec(i) = 0.2f * normal(rng);
-  sae::Batch<float> X(64, 128);
-  for (Index i = 0; i < X.size(); ++i) X.data()[i] = normal(rng);
-
+// A TopK or BatchTopK model (D 128, F 8192, k 16, centring) and a batch of
+// 64 standard-normal tokens (token 7 three times larger with `outlier`); a
+// TopKObjective with AuxK (every fifth latent dead, k_aux 20) evaluated on it
+// into ws, and the plain product's pre-activations in plain.codes.
+template <typename Activation>
+struct ObjectiveCase {
+  using Model = sae::SparseAutoEncoder<float, sae::Dynamic, sae::Dynamic, Activation>;
+  Model model;
+  sae::Batch<float> X;
   sae::TopKObjective<float> objective;
-  for (Index f = 1; f < model.dict_size(); f += 5) objective.dead_latents.push_back(f);
-  objective.aux_k = 20;
-  sae::LossWorkspace<float> ws;
-  objective.evaluate(model, X, ws);
+  sae::LossWorkspace<float> ws, plain;
 
-  // The plain way: the pre-activations, then select_top_k per row.
-  sae::LossWorkspace<float> plain_ws;
-  sae::detail::pre_activations(model, X, plain_ws);
-  const auto& P = plain_ws.codes;
-
-  // The screen applies here (so the objective took it).
-  sae::Batch<float> screened;
-  sae::detail::TopKCandidates candidates;
-  const sae::detail::TopKSelection selection{16, objective.dead_latents.data(),
-                                             static_cast<Index>(objective.dead_latents.size()), 20};
-  REQUIRE(sae::detail::screened_top_k_candidates(plain_ws.encoder_bias.transpose(), nullptr, X,
-                                                 model.params().W_enc, screened, selection, candidates));
-  for (Index b = 0; b < X.rows(); ++b) {
-    const std::vector<Index> kept = positive_top_k(P.row(b).data(), P.cols(), 16);
-    REQUIRE(ws.active.row_start[b + 1] - ws.active.row_start[b] == static_cast<Index>(kept.size()));
-    for (std::size_t j = 0; j < kept.size(); ++j) {
-      const Index at = ws.active.row_start[b] + static_cast<Index>(j);
-      REQUIRE(ws.active.latent[at] == kept[j]);
-      REQUIRE(same_bits(ws.active.value[at], P(b, kept[j])));
-    }
-    std::vector<float> dead_values;
-    for (Index f : objective.dead_latents) dead_values.push_back(P(b, f));
-    std::vector<Index> aux;
-    for (Index j : positive_top_k(dead_values.data(), static_cast<Index>(dead_values.size()), 20))
-      aux.push_back(objective.dead_latents[j]);
-    REQUIRE(ws.auxiliary.row_start[b + 1] - ws.auxiliary.row_start[b] == static_cast<Index>(aux.size()));
-    for (std::size_t j = 0; j < aux.size(); ++j)
-      REQUIRE(ws.auxiliary.latent[ws.auxiliary.row_start[b] + static_cast<Index>(j)] == aux[j]);
-    // The dense codes: the kept values, zeros elsewhere.
-    Index nonzero = 0;
-    for (Index f = 0; f < P.cols(); ++f) nonzero += ws.codes(b, f) != 0.0f;
-    REQUIRE(nonzero == static_cast<Index>(kept.size()));
-    for (Index f : kept) REQUIRE(same_bits(ws.codes(b, f), P(b, f)));
+  ObjectiveCase(unsigned seed, bool outlier)
+      : model(128, 8192, Activation{16}, sae::Init::LinearDefault, seed), X(64, 128) {
+    model.apply_b_dec_to_input() = true;
+    std::mt19937 rng(seed + 1);
+    std::normal_distribution<float> normal;
+    for (Index i = 0; i < model.params().b_dec.size(); ++i) model.params().b_dec(i) = 0.2f * normal(rng);
+    for (Index i = 0; i < X.size(); ++i) X.data()[i] = normal(rng);
+    if (outlier)
+      for (Index i = 0; i < X.cols(); ++i) X(7, i) *= 3.0f;
+    for (Index f = seed % 5; f < model.dict_size(); f += 5) objective.dead_latents.push_back(f);
+    objective.aux_k = 20;
+    objective.evaluate(model, X, ws);
+    sae::detail::pre_activations(model, X, plain);
+    // The screen applies here (so the objective took it).
+    sae::Batch<float> screened;
+    sae::detail::TopKCandidates candidates;
+    const sae::detail::TopKSelection selection{16, objective.dead_latents.data(),
+                                               static_cast<Index>(objective.dead_latents.size()), 20,
+                                               std::is_same<Activation, sae::BatchTopK>::value};
+    REQUIRE(sae::detail::screened_top_k_candidates(plain.encoder_bias.transpose(), nullptr, X, model.params().W_enc,
+                                                   screened, selection, candidates));
   }
+
+  /// AuxK's codes against positive_top_k over each token's dead latents, and
+  /// the dense codes: the kept values, zeros elsewhere.
+  void check_auxiliary_and_dense_codes() const {
+    const auto& P = plain.codes;
+    for (Index b = 0; b < P.rows(); ++b) {
+      std::vector<float> dead_values;
+      for (Index f : objective.dead_latents) dead_values.push_back(P(b, f));
+      std::vector<Index> aux;
+      for (Index j : positive_top_k(dead_values.data(), static_cast<Index>(dead_values.size()), 20))
+        aux.push_back(objective.dead_latents[j]);
+      REQUIRE(ws.auxiliary.row_start[b + 1] - ws.auxiliary.row_start[b] == static_cast<Index>(aux.size()));
+      for (std::size_t j = 0; j < aux.size(); ++j)
+        REQUIRE(ws.auxiliary.latent[ws.auxiliary.row_start[b] + static_cast<Index>(j)] == aux[j]);
+      Index nonzero = 0;
+      for (Index f = 0; f < P.cols(); ++f) nonzero += ws.codes(b, f) != 0.0f;
+      REQUIRE(nonzero == ws.active.row_start[b + 1] - ws.active.row_start[b]);
+      for (Index j = ws.active.row_start[b]; j < ws.active.row_start[b + 1]; ++j)
+        REQUIRE(same_bits(ws.codes(b, ws.active.latent[j]), P(b, ws.active.latent[j])));
+    }
+  }
+};
+
+TEST_CASE("TopKObjective on the screen selects the plain product's codes, with AuxK", "[screened][topk]") {
+  const ObjectiveCase<sae::TopK> c(31, false);
+  const auto& P = c.plain.codes;
+  for (Index b = 0; b < P.rows(); ++b) {  // select_top_k per row of the plain product
+    const std::vector<Index> kept = positive_top_k(P.row(b).data(), P.cols(), 16);
+    REQUIRE(c.ws.active.row_start[b + 1] - c.ws.active.row_start[b] == static_cast<Index>(kept.size()));
+    for (std::size_t j = 0; j < kept.size(); ++j) {
+      const Index at = c.ws.active.row_start[b] + static_cast<Index>(j);
+      REQUIRE(c.ws.active.latent[at] == kept[j]);
+      REQUIRE(same_bits(c.ws.active.value[at], P(b, kept[j])));
+    }
+  }
+  c.check_auxiliary_and_dense_codes();
 }
 
-// BatchTopK's selection through TopKObjective on the screen against a
-// reference: every positive entry of the plain product, by value (ties in
-// row-major order), the first k·B kept; and AuxK's per token.
+// BatchTopK's selection against a reference: every positive entry of the
+// plain product, by value (ties in row-major order), the first k·B kept.
 static void check_batch_top_k(bool outlier) {
-  using Model = sae::SparseAutoEncoder<float, sae::Dynamic, sae::Dynamic, sae::BatchTopK>;
-  Model model(128, 8192, sae::BatchTopK{16}, sae::Init::LinearDefault, 51);
-  model.apply_b_dec_to_input() = true;
-  std::mt19937 rng(52);
-  std::normal_distribution<float> normal;
-  for (Index i = 0; i < model.params().b_dec.size(); ++i) model.params().b_dec(i) = 0.2f * normal(rng);
-  sae::Batch<float> X(64, 128);
-  for (Index i = 0; i < X.size(); ++i) X.data()[i] = normal(rng);
-  if (outlier)
-    for (Index i = 0; i < 128; ++i) X(7, i) *= 3.0f;
-
-  sae::TopKObjective<float> objective;
-  for (Index f = 2; f < model.dict_size(); f += 5) objective.dead_latents.push_back(f);
-  objective.aux_k = 20;
-  sae::LossWorkspace<float> ws;
-  objective.evaluate(model, X, ws);
-
-  sae::LossWorkspace<float> plain_ws;
-  sae::detail::pre_activations(model, X, plain_ws);
-  const auto& P = plain_ws.codes;
-  sae::Batch<float> screened;
-  sae::detail::TopKCandidates candidates;
-  const sae::detail::TopKSelection selection{16, objective.dead_latents.data(),
-                                             static_cast<Index>(objective.dead_latents.size()), 20, true};
-  REQUIRE(sae::detail::screened_top_k_candidates(plain_ws.encoder_bias.transpose(), nullptr, X,
-                                                 model.params().W_enc, screened, selection, candidates));
-
+  const ObjectiveCase<sae::BatchTopK> c(52, outlier);
+  const auto& P = c.plain.codes;
   std::vector<Index> order;  // row-major positions of the positive entries
   for (Index i = 0; i < P.size(); ++i)
     if (P.data()[i] > 0.0f) order.push_back(i);
   std::stable_sort(order.begin(), order.end(), [&](Index a, Index b) { return P.data()[a] > P.data()[b]; });
   order.resize(std::min<std::size_t>(order.size(), 16 * 64));
   std::sort(order.begin(), order.end());
-  REQUIRE(ws.active.nonzeros() == static_cast<Index>(order.size()));
+  REQUIRE(c.ws.active.nonzeros() == static_cast<Index>(order.size()));
   std::size_t next = 0;
   Index token_7 = 0;
   for (Index b = 0; b < P.rows(); ++b)
-    for (Index j = ws.active.row_start[b]; j < ws.active.row_start[b + 1]; ++j, ++next) {
-      REQUIRE(b * P.cols() + ws.active.latent[j] == order[next]);
-      REQUIRE(same_bits(ws.active.value[j], P.data()[order[next]]));
+    for (Index j = c.ws.active.row_start[b]; j < c.ws.active.row_start[b + 1]; ++j, ++next) {
+      REQUIRE(b * P.cols() + c.ws.active.latent[j] == order[next]);
+      REQUIRE(same_bits(c.ws.active.value[j], P.data()[order[next]]));
       token_7 += b == 7;
     }
   if (outlier) CHECK(token_7 > 4 * 16);
   float smallest = std::numeric_limits<float>::infinity();
   for (Index i : order) smallest = std::min(smallest, P.data()[i]);
-  CHECK(ws.smallest_kept_code == static_cast<double>(smallest));
-  for (Index b = 0; b < P.rows(); ++b) {
-    std::vector<float> dead_values;
-    for (Index f : objective.dead_latents) dead_values.push_back(P(b, f));
-    std::vector<Index> aux;
-    for (Index j : positive_top_k(dead_values.data(), static_cast<Index>(dead_values.size()), 20))
-      aux.push_back(objective.dead_latents[j]);
-    REQUIRE(ws.auxiliary.row_start[b + 1] - ws.auxiliary.row_start[b] == static_cast<Index>(aux.size()));
-    for (std::size_t j = 0; j < aux.size(); ++j)
-      REQUIRE(ws.auxiliary.latent[ws.auxiliary.row_start[b] + static_cast<Index>(j)] == aux[j]);
-    Index nonzero = 0;
-    for (Index f = 0; f < P.cols(); ++f) nonzero += ws.codes(b, f) != 0.0f;
-    REQUIRE(nonzero == ws.active.row_start[b + 1] - ws.active.row_start[b]);
-  }
+  CHECK(c.ws.smallest_kept_code == static_cast<double>(smallest));
+  c.check_auxiliary_and_dense_codes();
 }
 
 TEST_CASE("TopKObjective on the screen selects BatchTopK's k·B largest of the plain product, with AuxK",
