@@ -231,10 +231,11 @@ inline float kth_largest_or_lowest(const float* values, Index n, Index k, std::v
 
 /// Per token of X (B x D) the candidates of TopK (see the top of this file)
 /// in `out`, and C (B x F, row-major, row stride ldc) holding product's bits
-/// of P = X W + start + bias at each of them (other entries are
-/// approximations: read C only at the candidates). False, with C and `out`
-/// anything, where the screen does not apply (ReLU or thresholds in the
-/// epilogue, past max_depth inputs) or would not pay (past dense_share of
+/// of P = X W + start + bias at each of them (and at the rest of their
+/// 16-latent groups; every other entry is left as it was: read C only at
+/// the candidates). False, with C and `out` anything, where the screen does
+/// not apply (ReLU or thresholds in the epilogue, past max_depth inputs, or
+/// BatchTopK's batch past one chunk) or would not pay (past dense_share of
 /// the groups summed again): then run the plain product.
 inline bool screened_top_k(StridedMatrix X, StridedMatrix W, float* C, Index ldc, Index B, Index D, Index F,
                            const Epilogue& epilogue, const TopKSelection& selection, TopKCandidates& out,
