@@ -314,6 +314,16 @@ inline void add_pending(Index depth, PendingGroups& pending, const float* w, con
   if (++pending.count == 8) run_pending(depth, pending);
 }
 
+/// Stores v at c (16 floats, those of `valid`), with a streaming store when
+/// `stream` and it can (a whole aligned group): for rows beyond the caches,
+/// read again only after they have left them.
+inline void store_group(float* c, __m512 v, Mask valid, bool stream) {
+  if (stream && valid == 0xFFFF && (reinterpret_cast<std::uintptr_t>(c) & 63) == 0)
+    _mm512_stream_ps(c, v);
+  else
+    Simd::store(c, valid, v);
+}
+
 /// A tile's bfloat16 sums a = x̂ ŵ (tile_tokens x tile_latents, as two
 /// registers per token) from its token and latent panels in bfloat16 pairs.
 inline void bf16_tile(Index depth, const std::uint32_t* xb_panel, const std::uint32_t* wb_panel,
@@ -360,10 +370,7 @@ inline void screened_tile(Index depth, const float* const* x_rows, Index x_step,
                                                        _CMP_LT_OQ);
       float* const c = c_tile + i * ldc + lanes * h;
       if (silent == valid) {
-        if (stream_zeros && valid == 0xFFFF && (reinterpret_cast<std::uintptr_t>(c) & 63) == 0)
-          _mm512_stream_ps(c, Simd::zero());
-        else
-          Simd::store(c, valid, Simd::zero());
+        store_group(c, Simd::zero(), valid, stream_zeros);
         continue;
       }
       add_pending(depth, pending[h], w_panel + lanes * h, epilogue.at_column(lanes * h), valid, x_rows[i], x_step, c);

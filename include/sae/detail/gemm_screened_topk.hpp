@@ -116,16 +116,6 @@ struct TopKScratch {
   std::vector<Index> group_tokens;         ///< the tokens each group is summed again for
 };
 
-/// Stores v at c (16 floats, those of `valid`), with a streaming store when
-/// `stream` and it can (a whole aligned group): for rows beyond the caches,
-/// read again only after they have left them.
-inline void store_group(float* c, __m512 v, Mask valid, bool stream) {
-  if (stream && valid == 0xFFFF && (reinterpret_cast<std::uintptr_t>(c) & 63) == 0)
-    _mm512_stream_ps(c, v);
-  else
-    Simd::store(c, valid, v);
-}
-
 /// One tile's bfloat16 sums plus start + bias, v, rounded to bfloat16 into
 /// `approximations` (row stride lda, a multiple of 16 with room for whole
 /// groups; streamed when `stream`): half the bytes of floats to write and to
