@@ -121,6 +121,53 @@ TEST_CASE("save_pretrained writes SAELens' layout that loads back identically", 
   CHECK(sae::load_pretrained<float>(dir.file("gated")).params().r_mag == gated.params().r_mag);
 }
 
+TEST_CASE("a loaded SAE encodes with its architecture's bits at the kernels' sizes", "[pretrained][interop]") {
+  // A loaded model holds its architecture at run time (AnyActivation); its
+  // encode takes the fixed architecture's one-pass kernel path (with AVX-512
+  // BF16, the screens), which must give the bits of the product followed by
+  // encode_in_place. Trained-like settings, so that the screens have entries
+  // to skip: a few percent of the codes fire.
+  sae_test::TempDir dir;
+  sae::Rng rng(8);
+  const Index d = 96, f = 2048;
+  const sae::Batch<float> X = sae::Batch<float>::NullaryExpr(70, d, [&] { return static_cast<float>(rng.normal()); });
+  auto check = [&](auto model, const std::string& name, bool saved) {
+    CAPTURE(name);
+    model.apply_b_dec_to_input() = true;
+    model.params().b_dec = sae::Vector<float>::NullaryExpr(d, [&] { return 0.1f * static_cast<float>(rng.normal()); });
+    sae::Batch<float> plain;
+    const Eigen::Matrix<float, 1, Eigen::Dynamic> start = -(model.params().b_dec.transpose() * model.params().W_enc);
+    sae::detail::start_rows_then_add_product(start, X, model.params().W_enc, plain);
+    model.activation().encode_in_place(model.params(), plain);
+    const Index fired = (plain.array() != 0.0f).count();
+    CHECK(fired >= X.rows());
+    CHECK(fired < plain.size() / 10);
+    const auto any = sae::with_any_activation(model);
+    CHECK(any.encode(X) == plain);
+    sae::Batch<float> reused(3, 5);  // the overload into a buffer, here resized
+    any.encode(X, reused);
+    CHECK(reused == plain);
+    if (saved) {
+      sae::save_pretrained(model, dir.file(name));
+      CHECK(sae::load_pretrained<float>(dir.file(name)).encode(X) == plain);
+    }
+  };
+  sae::SparseAutoEncoder<float> relu(d, f, sae::Init::Tied, 1);
+  relu.params().b_enc.setConstant(-0.25f);
+  check(relu, "relu", true);
+  check(sae::SparseAutoEncoder<float, Dynamic, Dynamic, sae::TopK>(d, f, sae::TopK{24}, sae::Init::Tied, 2), "topk", true);
+  sae::SparseAutoEncoder<float, Dynamic, Dynamic, sae::JumpReLU> jumprelu(d, f, sae::JumpReLU{0.25}, sae::Init::Tied, 3);
+  check(jumprelu, "jumprelu", true);
+  // BatchTopK before θ is learned (TopK's rule; it cannot be saved) and after.
+  sae::SparseAutoEncoder<float, Dynamic, Dynamic, sae::BatchTopK> batch_topk(d, f, sae::BatchTopK{24}, sae::Init::Tied, 5);
+  check(batch_topk, "batchtopk-unset", false);
+  batch_topk.activation().threshold = 0.25;
+  check(batch_topk, "batchtopk", true);
+  sae::SparseAutoEncoder<float, Dynamic, Dynamic, sae::Gated> gated(d, f, sae::Gated{}, sae::Init::Tied, 4);
+  gated.params().b_enc.setConstant(-0.25f);
+  check(gated, "gated", true);
+}
+
 TEST_CASE("malformed SAE folders are refused with the file and the problem", "[pretrained][errors]") {
   sae_test::TempDir dir;
   SAE_CHECK_THROWS(sae::load_pretrained<float>(dir.file("missing")), std::runtime_error, Catch::Contains("no such file"));

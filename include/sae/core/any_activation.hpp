@@ -3,7 +3,9 @@
 // A model read from a file (sae::load_pretrained) has whichever architecture
 // the file says. `AnyActivation` holds one of the policies and forwards to it,
 // so SparseAutoEncoder<Scalar, Dynamic, Dynamic, AnyActivation> encodes and
-// decodes like the model of that architecture. Training needs the concrete
+// decodes like the model of that architecture, bit for bit and through the
+// same one-pass kernel paths (SparseAutoEncoder::encode visits the held
+// policy once per batch, not per element). Training needs the concrete
 // type (the objective is chosen at compile time): convert with
 // with_activation<TopK>(model) and friends.
 #pragma once

@@ -26,6 +26,7 @@
 #include <cstdint>
 #include <string>
 #include <type_traits>
+#include <variant>
 #include <vector>
 
 #include "../config.hpp"
@@ -42,6 +43,8 @@
 #include "types.hpp"
 
 namespace sae {
+
+struct AnyActivation;  // core/any_activation.hpp: an architecture chosen at run time
 
 /// Reconstruction and codes of one forward pass; `auto [recon, codes] = m.forward(X);`.
 template <typename Recon, typename Codes>
@@ -148,27 +151,7 @@ class SparseAutoEncoder {
   void encode(const Eigen::MatrixBase<Derived>& X, CodeBatch& codes) const {
     check_batch<Derived, D>(X, input_dim(), "sae::SparseAutoEncoder::encode", "input batch");
     const RowMap start = encoder_start_row();
-    if constexpr (std::is_same_v<Activation, ReLU>) {
-      // On the GEMM kernel, ReLU's codes in one pass over them: each tile gets
-      // b_enc and the clamp as it is stored (the same bits as the two passes).
-      if (detail::kernel_relu_codes(start, params_.b_enc, X, params_.W_enc, codes)) return;
-    } else if constexpr (std::is_same_v<Activation, JumpReLU>) {
-      // Likewise b_enc and the thresholds (the same bits as encode_in_place).
-      if (detail::kernel_jumprelu_codes(start, params_.b_enc, params_.threshold, X, params_.W_enc, codes)) return;
-    } else if constexpr (std::is_same_v<Activation, TopK>) {
-      // On the screen, only the entries that could be among a token's k
-      // largest are summed exactly (the same codes as encode_in_place).
-      if (detail::kernel_topk_codes(start, params_.b_enc, activation_.k, X, params_.W_enc, codes)) return;
-    } else if constexpr (std::is_same_v<Activation, BatchTopK>) {
-      // Before training has set θ, TopK's rule (as above); after, JumpReLU's
-      // with θ for every latent (its screen and epilogue).
-      if (activation_.threshold < 0.0) {
-        if (detail::kernel_topk_codes(start, params_.b_enc, activation_.k, X, params_.W_enc, codes)) return;
-      } else if (detail::kernel_jumprelu_codes(start, params_.b_enc, batchtopk_threshold_row(), X, params_.W_enc,
-                                               codes)) {
-        return;
-      }
-    }
+    if (kernel_codes(activation_, start, X, codes)) return;
     detail::start_rows_then_add_product(start, X, params_.W_enc, codes);
     activation_.encode_in_place(params_, codes);
   }
@@ -262,11 +245,43 @@ class SparseAutoEncoder {
 
   // BatchTopK's θ as a row of F thresholds (as static_cast<Scalar> makes it
   // in BatchTopK::encode_in_place).
-  RowMap batchtopk_threshold_row() const {
+  RowMap batchtopk_threshold_row(double theta) const {
     thread_local std::vector<Scalar> storage;
     RowMap row = thread_row(storage, dict_size());
-    row.setConstant(static_cast<Scalar>(activation_.threshold));
+    row.setConstant(static_cast<Scalar>(theta));
     return row;
+  }
+
+  // The codes of X by `policy` on the GEMM kernel, each tile finished as it is
+  // stored: the same bits as the product followed by encode_in_place, in one
+  // pass over the codes. False where the kernel has no such path (Gated,
+  // double, a build without the kernel). A loaded model's AnyActivation takes
+  // the path of the architecture it holds.
+  template <typename Policy, typename Derived>
+  bool kernel_codes(const Policy& policy, const RowMap& start, const Eigen::MatrixBase<Derived>& X,
+                    CodeBatch& codes) const {
+    if constexpr (std::is_same_v<Policy, AnyActivation>) {
+      return std::visit([&](const auto& held) { return kernel_codes(held, start, X, codes); }, policy.policy);
+    } else if constexpr (std::is_same_v<Policy, ReLU>) {
+      // b_enc and the clamp at zero in the epilogue (on CPUs with AVX-512
+      // BF16 first the screen, which skips the entries it proves negative).
+      return detail::kernel_relu_codes(start, params_.b_enc, X, params_.W_enc, codes);
+    } else if constexpr (std::is_same_v<Policy, JumpReLU>) {
+      // Likewise b_enc and the thresholds.
+      return detail::kernel_jumprelu_codes(start, params_.b_enc, params_.threshold, X, params_.W_enc, codes);
+    } else if constexpr (std::is_same_v<Policy, TopK>) {
+      // On the screen, only the entries that could be among a token's k
+      // largest are summed exactly.
+      return detail::kernel_topk_codes(start, params_.b_enc, policy.k, X, params_.W_enc, codes);
+    } else if constexpr (std::is_same_v<Policy, BatchTopK>) {
+      // Before training has set θ, TopK's rule (as above); after, JumpReLU's
+      // with θ for every latent.
+      if (policy.threshold < 0.0) return detail::kernel_topk_codes(start, params_.b_enc, policy.k, X, params_.W_enc, codes);
+      return detail::kernel_jumprelu_codes(start, params_.b_enc, batchtopk_threshold_row(policy.threshold), X,
+                                           params_.W_enc, codes);
+    } else {
+      return false;
+    }
   }
 
   void adopt_activation() {
