@@ -3,6 +3,7 @@
 //   sae_bench --d 768 --f 8192 --batch 1024 --arch relu|topk|batchtopk|jumprelu|gated [--k 32]
 //             --mode train|trainer|encode [--steps 10] [--warmup 3] [--target-l0 L] [--l1 1e-3] [--lr 1e-3]
 //             [--threads T] [--kernels auto|dense|sparse] [--seed 0]
+//   sae_bench --mode encode --model SAE_DIR [--data acts.npy] [--batch 4096] [--codes-out codes.npy]
 //
 // A training step is exactly the work PyTorch does per step, and nothing else
 // (no trainer bookkeeping): loss and gradient of the objective on a batch of
@@ -29,6 +30,15 @@
 //   gated  Gated SAE (gate and magnitude paths sharing W_enc), tied
 //         initialisation, GatedObjective (λ = --l1) with its auxiliary decode
 //         of the gate path; always the dense products.
+//
+// --model times the encode of an SAE as users load it, sae::load_pretrained
+// (SAELens, sparsify or Gemma Scope files; the run-time architecture type,
+// AnyActivation, as loaded), so D, F and the architecture are the file's.
+// --data replaces the standard normals with real activations: step i encodes
+// rows iB .. iB + B − 1 of the file, modulo its row count (wrapping around, and
+// tiling a file shorter than a batch), copied into the batch outside the timing.
+// --codes-out writes the codes of step 0's batch, which compare_pytorch.py
+// checks against PyTorch's before it times anything.
 //
 // Effective GFLOP/s count the dense work, 10·B·D·F per training step (five
 // B x D x F products: encode, decode, and the decoder, code and encoder
@@ -59,6 +69,9 @@
 
 #include <sae/sae.hpp>
 #include <sae/train.hpp>
+#ifdef SAE_BENCH_PRETRAINED
+#include <sae/io/pretrained.hpp>  // --model; needs nlohmann_json (sae::io)
+#endif
 
 #include "command_line.hpp"  // examples/, shared with sae_train and sae_report
 #include "support.hpp"
@@ -100,6 +113,14 @@ const char* kUsage = R"(usage: sae_bench [options]
   --threads T          threads for Eigen (and OpenMP); 0 keeps the default (default 0)
   --kernels NAME       auto | dense | sparse: the objective's kernels (default auto)
   --seed S             seed of the initialisation and of the batch (default 0)
+  --model PATH         --mode encode: time the encode of an SAE read by sae::load_pretrained
+                       (SAELens, sparsify or Gemma Scope folder or weights file), as loaded;
+                       D, F and the architecture are the file's (no --d, --f, --arch, --k,
+                       --target-l0)
+  --data FILE.npy      --mode encode: encode these activations [N, D] instead of standard
+                       normals: step i takes rows iB .. iB + B - 1 modulo N (wrapping around;
+                       a file of fewer than B rows is tiled)
+  --codes-out FILE.npy --mode encode: write the codes of the first batch (untimed)
   --help
 The last line of standard output is one JSON object with the configuration and results.
 )";
@@ -113,6 +134,8 @@ struct Options {
   double l1 = 1e-3;
   std::optional<double> lr;  // unset: the default above
   long long seed = 0;
+  std::string model, data, codes_out;  // --model, --data, --codes-out ("" when not given)
+  std::vector<std::string> model_fixes;  // flags given that a --model file fixes instead
 };
 
 using command_line::parse_integer;
@@ -121,6 +144,8 @@ using command_line::parse_real;
 Options parse(int argc, char** argv) {
   Options o;
   command_line::for_each_flag(argc, argv, kUsage, [&](const std::string& flag, const std::string& value) {
+    if (flag == "--d" || flag == "--f" || flag == "--arch" || flag == "--k" || flag == "--target-l0")
+      o.model_fixes.push_back(flag);
     if (flag == "--d") o.d = parse_integer(flag, value);
     else if (flag == "--f") o.f = parse_integer(flag, value);
     else if (flag == "--batch") o.batch = parse_integer(flag, value);
@@ -135,6 +160,9 @@ Options parse(int argc, char** argv) {
     else if (flag == "--threads") o.threads = parse_integer(flag, value);
     else if (flag == "--kernels") o.kernels = sae_bench::parse_kernels(value);
     else if (flag == "--seed") o.seed = parse_integer(flag, value);
+    else if (flag == "--model") o.model = value;
+    else if (flag == "--data") o.data = value;
+    else if (flag == "--codes-out") o.codes_out = value;
     else return false;
     return true;
   });
@@ -162,6 +190,12 @@ Options parse(int argc, char** argv) {
   if (o.target_l0)
     require(*o.target_l0 > 0 && *o.target_l0 < static_cast<double>(o.f),
             "--target-l0 must be in (0, F = " + std::to_string(o.f) + ")");
+  for (const auto& [flag, given] : {std::pair<const char*, bool>{"--model", !o.model.empty()},
+                                    {"--data", !o.data.empty()}, {"--codes-out", !o.codes_out.empty()}})
+    require(!given || o.mode == "encode", std::string(flag) + " is for --mode encode, not " + o.mode);
+  require(o.model.empty() || o.model_fixes.empty(),
+          "--model takes D, F and the architecture from the file: drop " +
+              (o.model_fixes.empty() ? std::string() : o.model_fixes.front()));
   return o;
 }
 
@@ -308,41 +342,60 @@ RunResult run_trainer(const Activation& activation, sae::Recipe recipe, sae::Rng
   return result;
 }
 
-// Warm-up then timed encodes of the batch (inference: codes only).
+// Rows iB .. iB + B − 1 of `data`, modulo its row count, into X: step i's
+// batch of --data (consecutive batches wrap around the file; a file shorter
+// than a batch is tiled).
+void load_rows(const sae::Batch<float>& data, long long i, sae::Batch<float>& X) {
+  const long long n = data.rows();
+  for (long long r = 0; r < X.rows(); ++r) X.row(r) = data.row((i * X.rows() + r) % n);
+}
+
+// Warm-up then timed encodes (inference: codes only) into one reused codes
+// buffer: of the batch X every step, or with `data` (--data) of step i's rows,
+// copied into X outside the timing.
 template <typename Model>
-RunResult run_encoding(const Model& model, const sae::Batch<float>& X, const Options& o) {
+RunResult run_encoding(const Model& model, sae::Batch<float>& X, const sae::Batch<float>* data, const Options& o) {
   typename Model::CodeBatch codes;
   RunResult result;
+  double l0_sum = 0;
   long long faults_before = 0;
   for (long long i = 0; i < o.warmup + o.steps; ++i) {
+    if (data) load_rows(*data, i, X);
     if (i == o.warmup) faults_before = minor_page_faults();
     const Clock::time_point start = Clock::now();
     model.encode(X, codes);
     const double ms = milliseconds_since(start);
     print_step(o, i, ms, nullptr);
-    if (i >= o.warmup) result.times.ms.push_back(ms);
+    if (i == 0 && !o.codes_out.empty()) sae::save_npy(o.codes_out, codes);  // step 0's batch, for a check
+    if (i < o.warmup) continue;
+    result.times.ms.push_back(ms);
+    // The codes' L0 (nonzeros per row), counted outside the timing; with
+    // --data each step's batch differs.
+    const double l0 = static_cast<double>((codes.array() != 0.0f).count()) / static_cast<double>(o.batch);
+    if (result.times.ms.size() == 1) result.l0_first = l0;
+    result.l0_last = l0;
+    l0_sum += l0;
   }
+  result.l0_mean = l0_sum / static_cast<double>(o.steps);
   result.page_faults_per_step = static_cast<double>(minor_page_faults() - faults_before) / static_cast<double>(o.steps);
   result.peak_rss_mib = peak_rss_mib();
-  // The codes do not change between encodes: their L0, counted outside the timing.
-  result.l0_mean = result.l0_first = result.l0_last =
-      static_cast<double>((codes.array() > 0.0f).count()) / static_cast<double>(o.batch);
   return result;
 }
 
 // TopK or BatchTopK: tied initialisation, b_dec subtracted from the input.
 template <typename Activation>
-RunResult run_top_k(Activation activation, sae::Batch<float>& X, sae::Rng& data_rng, const Options& o) {
+RunResult run_top_k(Activation activation, sae::Batch<float>& X, const sae::Batch<float>* data, sae::Rng& data_rng,
+                    const Options& o) {
   using Model = sae::SparseAutoEncoder<float, sae::Dynamic, sae::Dynamic, Activation>;
   Model model(o.d, o.f, activation, sae::Init::Tied, static_cast<std::uint64_t>(o.seed));
   model.apply_b_dec_to_input() = true;  // as the TopK recipe and dictionary_learning
-  if (o.mode == "encode") return run_encoding(model, X, o);
+  if (o.mode == "encode") return run_encoding(model, X, data, o);
   sae::TopKObjective<float> objective;  // no dead latents: AuxK inactive, as at a fresh initialisation
   objective.kernels = o.kernels;
   return run_training(model, objective, X, data_rng, o);
 }
 
-RunResult run(const Options& o, sae::Batch<float>& X, sae::Rng& data_rng) {
+RunResult run(const Options& o, sae::Batch<float>& X, const sae::Batch<float>* data, sae::Rng& data_rng) {
   if (o.mode == "trainer") {
     if (o.arch == "gated") return run_trainer(sae::Gated{}, sae::Recipe::Gated, data_rng, o);
     if (o.arch == "jumprelu") return run_trainer(sae::JumpReLU{}, sae::Recipe::JumpReLU, data_rng, o);
@@ -354,25 +407,26 @@ RunResult run(const Options& o, sae::Batch<float>& X, sae::Rng& data_rng) {
     using JumpReLUModel = sae::SparseAutoEncoder<float, sae::Dynamic, sae::Dynamic, sae::JumpReLU>;
     JumpReLUModel model(o.d, o.f, sae::JumpReLU{}, sae::Init::Tied, static_cast<std::uint64_t>(o.seed));
     if (o.target_l0) sae_bench::make_codes_sparse(model, *o.target_l0);
-    if (o.mode == "encode") return run_encoding(model, X, o);
+    if (o.mode == "encode") return run_encoding(model, X, data, o);
     return run_training(model, sae::JumpReLUObjective<float>{static_cast<float>(o.l1)}, X, data_rng, o);
   }
   if (o.arch == "gated") {
     using GatedModel = sae::SparseAutoEncoder<float, sae::Dynamic, sae::Dynamic, sae::Gated>;
     GatedModel model(o.d, o.f, sae::Gated{}, sae::Init::Tied, static_cast<std::uint64_t>(o.seed));
-    if (o.mode == "encode") return run_encoding(model, X, o);
+    if (o.mode == "encode") return run_encoding(model, X, data, o);
     return run_training(model, sae::GatedObjective<float>{static_cast<float>(o.l1)}, X, data_rng, o);
   }
   if (o.arch == "relu") {
     sae::SparseAutoEncoder<float> model(o.d, o.f, sae::Init::LinearDefault, static_cast<std::uint64_t>(o.seed));
     if (o.target_l0) sae_bench::make_codes_sparse(model, *o.target_l0);
-    if (o.mode == "encode") return run_encoding(model, X, o);
+    if (o.mode == "encode") return run_encoding(model, X, data, o);
     // The seed's objective: the L1 term summed over the batch.
     sae::L1Objective<float> objective{static_cast<float>(o.l1), sae::L1Reduction::SumOverBatch};
     objective.kernels = o.kernels;
     return run_training(model, objective, X, data_rng, o);
   }
-  return o.arch == "topk" ? run_top_k(sae::TopK{o.k}, X, data_rng, o) : run_top_k(sae::BatchTopK{o.k}, X, data_rng, o);
+  return o.arch == "topk" ? run_top_k(sae::TopK{o.k}, X, data, data_rng, o)
+                          : run_top_k(sae::BatchTopK{o.k}, X, data, data_rng, o);
 }
 
 // ---- how this binary was built ---------------------------------------------
@@ -536,9 +590,44 @@ std::string json_number(double v) {
   return s.str();
 }
 
+// ---- a loaded model and real activations ------------------------------------
+
+using LoadedModel = sae::SparseAutoEncoder<float, sae::Dynamic, sae::Dynamic, sae::AnyActivation>;
+
+// sae::load_pretrained, which needs sae::io (benchmarks/CMakeLists.txt
+// defines SAE_BENCH_PRETRAINED when it links it).
+LoadedModel load_model(const std::string& path) {
+#ifdef SAE_BENCH_PRETRAINED
+  return sae::load_pretrained<float>(path);
+#else
+  throw std::runtime_error("--model needs sae::io (nlohmann_json), which this sae_bench was built without; " + path +
+                           " not read");
+#endif
+}
+
 // Runs the configured steps and prints their report.
-int benchmark(const Options& o) {
+int benchmark(const Options& given) {
   const double baseline_rss_mib = peak_rss_mib();
+  // With --model, D, F and the architecture are the file's.
+  Options o = given;
+  std::optional<LoadedModel> loaded;
+  if (!o.model.empty()) {
+    loaded = load_model(o.model);
+    o.d = loaded->input_dim();
+    o.f = loaded->dict_size();
+    o.arch = loaded->activation().architecture();
+    if (loaded->activation().holds<sae::TopK>()) o.k = loaded->activation().get<sae::TopK>().k;
+    if (loaded->activation().holds<sae::BatchTopK>()) o.k = loaded->activation().get<sae::BatchTopK>().k;
+  }
+  std::optional<sae::Batch<float>> data;
+  if (!o.data.empty()) {
+    data = sae::load_npy<float>(o.data);
+    if (data->rows() == 0 || data->cols() != o.d)
+      throw std::runtime_error(o.data + ": the activations are " + std::to_string(data->rows()) + " x " +
+                               std::to_string(data->cols()) + ", expected rows of D = " + std::to_string(o.d) +
+                               (loaded ? " (the model's)" : ""));
+  }
+  const double data_mib = data ? static_cast<double>(data->size()) * sizeof(float) / kMiB : 0.0;
   if (o.threads > 0) {
 #ifdef _OPENMP
     omp_set_num_threads(static_cast<int>(o.threads));
@@ -565,6 +654,12 @@ int benchmark(const Options& o) {
   if (o.arch == "topk" || o.arch == "batchtopk") std::printf(" k=%lld", o.k);
   if (o.target_l0) std::printf(" target L0=%g", *o.target_l0);
   std::printf(", kernels %s, %d thread%s\n", sae_bench::kernels_name(o.kernels), threads, threads == 1 ? "" : "s");
+  if (loaded)
+    std::printf("model: %s, loaded as %s (run-time architecture), b_dec %ssubtracted from the input\n",
+                o.model.c_str(), o.arch.c_str(), loaded->apply_b_dec_to_input() ? "" : "not ");
+  if (data)
+    std::printf("data: %s, %lld rows (step i encodes rows iB .. iB + B - 1, modulo %lld)\n", o.data.c_str(),
+                static_cast<long long>(data->rows()), static_cast<long long>(data->rows()));
   std::printf("build: %s, flags '%s' (%s), Eigen %s, OpenMP %s, EIGEN_USE_BLAS %s, GEMM kernel %s, target %s\n",
               compiler().c_str(), SAE_BENCH_CXX_FLAGS, SAE_BENCH_BUILD_TYPE, eigen_version().c_str(),
               built_with_openmp() ? "on" : "off", eigen_uses_blas() ? "on" : "off",
@@ -574,11 +669,13 @@ int benchmark(const Options& o) {
     std::fprintf(stderr, "sae_bench: warning: %s\n", warning.c_str());
   std::fflush(stdout);
 
-  // The input: standard normals (encode: one batch; train: a new one each step).
+  // The input: standard normals (encode: one batch; train: a new one each
+  // step), or with --data the file's rows, copied in by run_encoding.
   sae::Rng data_rng(static_cast<std::uint64_t>(o.seed) + 1);
   sae::Batch<float> X(o.batch, o.d);
-  sae_bench::fill_standard_normal(X, data_rng);
-  const RunResult r = run(o, X, data_rng);
+  if (!data) sae_bench::fill_standard_normal(X, data_rng);
+  const sae::Batch<float>* rows = data ? &*data : nullptr;
+  const RunResult r = loaded ? run_encoding(*loaded, X, rows, o) : run(o, X, rows, data_rng);
 
   const double median_ms = r.times.median();
   const double tokens_per_second = B / (median_ms / 1000.0);
@@ -589,9 +686,9 @@ int benchmark(const Options& o) {
   std::printf("L0 %.1f (first timed step %.1f, last %.1f)%s\n", r.l0_mean, r.l0_first, r.l0_last,
               training ? "" : " of the encoded codes");
   std::printf("memory: peak RSS %.1f MiB; parameters %.1f MiB x %d = %.1f MiB, batch activations %.1f MiB, "
-              "sum %.1f MiB; process before allocating %.1f MiB\n",
-              r.peak_rss_mib, param_mib, training ? 4 : 1, model_state_mib, activation_mib,
-              model_state_mib + activation_mib, baseline_rss_mib);
+              "--data %.1f MiB, sum %.1f MiB; process before allocating %.1f MiB\n",
+              r.peak_rss_mib, param_mib, training ? 4 : 1, model_state_mib, activation_mib, data_mib,
+              model_state_mib + activation_mib + data_mib, baseline_rss_mib);
   std::printf("page faults: %.1f per timed step\n", r.page_faults_per_step);
 
   // The last line: everything above, as one JSON object.
@@ -603,7 +700,10 @@ int benchmark(const Options& o) {
        << ", \"target_l0\": " << (o.target_l0 ? json_number(*o.target_l0) : "null")
        << ", \"l1\": " << (recipe_owned ? "null" : json_number(o.l1))
        << ", \"lr\": " << (recipe_owned ? "null" : json_number(*o.lr)) << ", \"steps\": " << o.steps
-       << ", \"warmup\": " << o.warmup << ", \"seed\": " << o.seed << "}"
+       << ", \"warmup\": " << o.warmup << ", \"seed\": " << o.seed
+       << ", \"model\": " << (loaded ? json_string(o.model) : "null")
+       << ", \"data\": " << (data ? json_string(o.data) : "null")
+       << ", \"data_rows\": " << (data ? std::to_string(data->rows()) : "null") << "}"
        << ", \"median_ms\": " << json_number(median_ms) << ", \"mean_ms\": " << json_number(r.times.mean())
        << ", \"min_ms\": " << json_number(r.times.min())
        << ", \"tokens_per_second\": " << json_number(tokens_per_second)
@@ -614,7 +714,8 @@ int benchmark(const Options& o) {
        << ", \"page_faults_per_step\": " << json_number(r.page_faults_per_step)
        << ", \"param_count\": " << json_number(param_count) << ", \"param_mib\": " << json_number(param_mib)
        << ", \"model_state_mib\": " << json_number(model_state_mib)
-       << ", \"activation_mib\": " << json_number(activation_mib) << ", \"l0\": " << json_number(r.l0_mean)
+       << ", \"activation_mib\": " << json_number(activation_mib) << ", \"data_mib\": " << json_number(data_mib)
+       << ", \"l0\": " << json_number(r.l0_mean)
        << ", \"l0_first\": " << json_number(r.l0_first) << ", \"l0_last\": " << json_number(r.l0_last)
        << ", \"loss\": " << (training ? json_number(r.loss) : "null") << ", \"threads\": " << threads
        << ", \"kernels\": " << json_string(sae_bench::kernels_name(o.kernels)) << ", \"step_ms\": [";
