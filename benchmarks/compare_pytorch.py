@@ -4,6 +4,7 @@
     benchmarks/compare_pytorch.py --sae-bench build-bench/benchmarks/sae_bench
         [--threads 2] [--rounds 3] [--configs all|main|scaling|NAME,...] [--quick] [--json out.json]
         [--sae-only] [--fma-peak PATH] [--openblas-coretype NAME]
+    benchmarks/compare_pytorch.py --sae-bench ... --model SAE_DIR --data acts.npy [--batch B]
 
 For each configuration the two sides run alternately, --rounds times: sae_bench
 as a subprocess (its last stdout line is a JSON object), then the same step in
@@ -26,6 +27,28 @@ The PyTorch steps:
           thresholds set for L0 = 64: addmm, then codes *= (codes > threshold);
           encode_topk a TopK SAE's (sparsify's) inference, k = 32 of 16384: addmm of
           x - b_dec, topk(k, sorted=False), scatter of the relu'd values into zeros.
+  encode_model  with --model and --data, a published SAE's encode of real activations
+          (sae_bench --model: sae::load_pretrained's model, as loaded), the only
+          configuration run unless --configs names others. This script reads the
+          same files with NumPy alone (safetensors parsed here: F16, BF16, F32, F64
+          as float32; Gemma Scope's params.npz with numpy.load) and encodes by the
+          producer's rule, under no_grad into reused buffers, a = x - b_dec when
+          the file says so (SAELens' apply_b_dec_to_input; sparsify always; Gemma
+          Scope never):
+            SAELens standard       relu(addmm(b_enc, a, W_enc))
+            SAELens jumprelu,      pre = addmm(b_enc, a, W_enc); pre * (pre > threshold)
+              Gemma Scope
+            SAELens topk, sparsify topk(k, sorted=False) of addmm(b_enc, a, W_enc), relu'd,
+                                   scattered into zeros (sparsify: W_enc = encoder.weight^T,
+                                   b_enc = encoder.bias)
+            SAELens gated          h = a W_enc; relu(h * exp(r_mag) + b_mag) * (h + b_gate > 0)
+          Step i encodes rows iB .. iB + B - 1 of the file modulo its row count (B 4096, or
+          the row count if smaller; --batch sets it), copied in outside the timing on both
+          sides. Before timing, sae_bench writes its codes of the first batch
+          (--codes-out) and they must agree with PyTorch's: within a worst-case float32
+          rounding bound on the common support, and the same support except at entries
+          within that bound of the cut (0, the threshold, a token's k-th largest). Else
+          exit status 1. No target.
 The biases are added by addmm (what nn.Linear does); gradients are reset with
 zero_grad(set_to_none=True) (no memset and no accumulation pass; measured no slower
 than set_to_none=False here); Adam is torch.optim.Adam(foreach=False), 1.13's CPU
@@ -80,9 +103,10 @@ SPARSE_LR = 1e-5
 
 
 def config(name, arch, mode="train", d=768, f=8192, batch=1024, k=None, target_l0=None, lr=1e-3, l1=1e-3,
-           steps=10, warmup=3, target=None, base=None, scale=None, group="main"):
+           steps=10, warmup=3, target=None, base=None, scale=None, group="main", model=None, data=None):
     return dict(name=name, arch=arch, mode=mode, d=d, f=f, batch=batch, k=k, target_l0=target_l0, lr=lr, l1=l1,
-                steps=steps, warmup=warmup, target=target, base=base, scale=scale, group=group)
+                steps=steps, warmup=warmup, target=target, base=base, scale=scale, group=group, model=model,
+                data=data)
 
 
 def realistic_configs():
@@ -117,6 +141,15 @@ def quick_configs():
     return main + scaling_configs(main, batches=(128, 256), dicts=(256, 512), steps=2, warmup=1)
 
 
+def model_config(model, data, data_rows, batch, quick):
+    """encode_model: the loaded SAE `model` (load_pretrained_numpy) on the rows of the file `data`."""
+    default = 64 if quick else 4096
+    batch = batch or min(default, data_rows)
+    steps, warmup = (2, 1) if quick else (5, 2)
+    return config("encode_model", model["arch"], mode="encode", d=model["d"], f=model["f"], batch=batch,
+                  k=model["k"], steps=steps, warmup=warmup, model=model["path"], data=data)
+
+
 def scaling_configs(main, batches, dicts, steps, warmup):
     """relu_sparse and topk32 at 2x and 4x the batch and the dictionary."""
     out = []
@@ -144,14 +177,19 @@ def describe(c):
 # The sae side: sae_bench in a subprocess
 
 
-def run_sae(sae_bench, c, threads, seed):
-    args = [sae_bench, "--arch", c["arch"], "--mode", c["mode"], "--d", str(c["d"]), "--f", str(c["f"]),
-            "--batch", str(c["batch"]), "--steps", str(c["steps"]), "--warmup", str(c["warmup"]),
-            "--lr", repr(c["lr"]), "--l1", repr(c["l1"]), "--threads", str(threads), "--seed", str(seed)]
-    if c["k"]:
+def run_sae(sae_bench, c, threads, seed, extra=()):
+    if c["model"]:  # sizes and architecture are the file's
+        args = [sae_bench, "--mode", "encode", "--model", c["model"], "--data", c["data"], "--batch", str(c["batch"]),
+                "--steps", str(c["steps"]), "--warmup", str(c["warmup"]), "--threads", str(threads), "--seed", str(seed)]
+    else:
+        args = [sae_bench, "--arch", c["arch"], "--mode", c["mode"], "--d", str(c["d"]), "--f", str(c["f"]),
+                "--batch", str(c["batch"]), "--steps", str(c["steps"]), "--warmup", str(c["warmup"]),
+                "--lr", repr(c["lr"]), "--l1", repr(c["l1"]), "--threads", str(threads), "--seed", str(seed)]
+    if c["k"] and not c["model"]:
         args += ["--k", str(c["k"])]
     if c["target_l0"]:
         args += ["--target-l0", repr(c["target_l0"])]
+    args += list(extra)
     done = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     if done.returncode != 0:
         raise RuntimeError("sae_bench failed (exit %d): %s\n%s" % (done.returncode, " ".join(args), done.stderr))
@@ -169,6 +207,123 @@ def run_fma_peak(path, threads):
     if done.returncode != 0:
         raise RuntimeError("sae_fma_peak failed (exit %d): %s" % (done.returncode, done.stderr.strip()))
     return json.loads(done.stdout.strip().splitlines()[-1])["gflops"][str(threads)]
+
+
+# ---------------------------------------------------------------------------
+# A published SAE (--model), read with NumPy alone, as sae::load_pretrained reads it
+# (include/sae/io/pretrained.hpp): no safetensors package, so that a reader of ours
+# checks the file's bytes independently of sae's.
+
+# safetensors dtypes as NumPy reads their bytes (BF16: the top half of a float32).
+SAFETENSORS_DTYPES = {"F16": "<f2", "BF16": "<u2", "F32": "<f4", "F64": "<f8"}
+
+
+def read_safetensors(np, path):
+    """Every tensor of a .safetensors file as a float32 array: an 8-byte little-endian header
+    length, that many bytes of JSON ({name: {dtype, shape, data_offsets}}, maybe __metadata__),
+    then the raw little-endian data, offsets relative to its start."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    if len(raw) < 8:
+        raise RuntimeError("%s: too short for a safetensors file" % path)
+    n = int.from_bytes(raw[:8], "little")
+    if 8 + n > len(raw):
+        raise RuntimeError("%s: header of %d bytes runs past the end of the file" % (path, n))
+    try:
+        header = json.loads(raw[8:8 + n])
+    except ValueError as e:
+        raise RuntimeError("%s: header is not JSON (%s)" % (path, e))
+    tensors = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        dtype, shape, (begin, end) = info["dtype"], info["shape"], info["data_offsets"]
+        if dtype not in SAFETENSORS_DTYPES:
+            raise RuntimeError("%s: tensor '%s' is %s; F16, BF16, F32 and F64 are read" % (path, name, dtype))
+        itemsize = np.dtype(SAFETENSORS_DTYPES[dtype]).itemsize
+        count = math.prod(shape)
+        if not (0 <= begin <= end <= len(raw) - 8 - n) or end - begin != count * itemsize:
+            raise RuntimeError("%s: tensor '%s' has offsets [%d, %d) that do not hold %s x %s"
+                               % (path, name, begin, end, shape, dtype))
+        a = np.frombuffer(raw, dtype=SAFETENSORS_DTYPES[dtype], count=count, offset=8 + n + begin)
+        if dtype == "BF16":
+            a = (a.astype(np.uint32) << 16).view(np.float32)
+        tensors[name] = a.astype(np.float32).reshape(shape)
+    return tensors
+
+
+def load_pretrained_numpy(path):
+    """The SAE at `path` (a folder or its weights file; SAELens, sparsify or Gemma Scope) as
+    float32 arrays W_enc [D, F], b_enc [F], b_dec [D] (+ threshold, or r_mag and b_mag), with
+    arch (sae's name: relu, jumprelu, topk, gated), k and apply_b_dec: its encode rule."""
+    try:
+        import numpy as np
+    except ImportError as e:
+        raise RuntimeError("--model needs NumPy (%s); Debian: python3-numpy, with /usr/bin/python3" % e)
+    layout, weights = None, None
+    if os.path.isfile(path):
+        base = os.path.basename(path)
+        layout = ("gemmascope" if path.endswith(".npz") else "saelens" if base == "sae_weights.safetensors"
+                  else "sparsify" if base == "sae.safetensors" else None)
+        weights, folder = path, os.path.dirname(path) or "."
+    else:
+        folder = path
+        for name, kind in (("sae_weights.safetensors", "saelens"), ("sae.safetensors", "sparsify"),
+                           ("params.npz", "gemmascope")):
+            if os.path.isfile(os.path.join(path, name)):
+                layout, weights = kind, os.path.join(path, name)
+                break
+    if layout is None:
+        raise RuntimeError("%s: no SAE found (sae_weights.safetensors, sae.safetensors or params.npz)" % path)
+
+    def cfg_of(folder):
+        with open(os.path.join(folder, "cfg.json")) as f:
+            return json.load(f)
+
+    m = dict(path=path, layout=layout, k=None, threshold=None, r_mag=None, b_mag=None)
+    if layout == "gemmascope":
+        with np.load(weights) as npz:
+            t = {name: npz[name].astype(np.float32) for name in npz.files}
+        m.update(arch="jumprelu", apply_b_dec=False, W_enc=t["W_enc"], b_enc=t["b_enc"], b_dec=t["b_dec"],
+                 threshold=t["threshold"])
+    elif layout == "sparsify":
+        cfg, t = cfg_of(folder), read_safetensors(np, weights)
+        if cfg.get("activation", "topk") != "topk" or cfg.get("skip_connection") or cfg.get("transcode"):
+            raise RuntimeError("%s: only sparsify's plain topk SAEs are supported" % path)
+        m.update(arch="topk", apply_b_dec=True, k=int(cfg["k"]), W_enc=np.ascontiguousarray(t["encoder.weight"].T),
+                 b_enc=t["encoder.bias"], b_dec=t["b_dec"])
+    else:
+        cfg, t = cfg_of(folder), read_safetensors(np, weights)
+        architecture, k = cfg.get("architecture"), cfg.get("k")
+        if not architecture:  # SAELens before 6
+            fn = cfg.get("activation_fn_str") or "relu"
+            architecture = "standard" if fn == "relu" else fn
+            k = (cfg.get("activation_fn_kwargs") or {}).get("k", k)
+        if (cfg.get("normalize_activations") or "none") != "none":
+            raise RuntimeError("%s: normalize_activations is %r, not 'none'" % (path, cfg["normalize_activations"]))
+        arch = {"standard": "relu", "jumprelu": "jumprelu", "topk": "topk", "gated": "gated"}.get(architecture)
+        if arch is None:
+            raise RuntimeError("%s: architecture %r is not supported" % (path, architecture))
+        apply_b_dec = cfg.get("apply_b_dec_to_input")
+        m.update(arch=arch, apply_b_dec=(arch != "jumprelu") if apply_b_dec is None else bool(apply_b_dec),
+                 k=int(k) if arch == "topk" else None, W_enc=t["W_enc"],
+                 b_enc=t["b_gate" if arch == "gated" else "b_enc"], b_dec=t["b_dec"], threshold=t.get("threshold"),
+                 r_mag=t.get("r_mag"), b_mag=t.get("b_mag"))
+    m["d"], m["f"] = m["W_enc"].shape
+    return m
+
+
+def load_activations(path, d):
+    """--data as a C-order float32 array [N, D], as sae::load_npy<float> gives it."""
+    import numpy as np
+    a = np.load(path, mmap_mode="r")
+    if a.ndim != 2 or a.shape[0] == 0 or a.shape[1] != d:
+        raise RuntimeError("%s: the activations are %s, expected [N, D = %d] (the model's)" % (path, a.shape, d))
+    return np.array(a, dtype=np.float32, order="C")  # a copy in memory (torch wants it writable)
+
+
+# What --model and --data loaded, by path (the configurations hold only the paths).
+LOADED = {}
 
 
 # ---------------------------------------------------------------------------
@@ -214,9 +369,145 @@ class TorchModel:
         return [self.W_enc, self.b_enc, self.W_dec, self.b_dec]
 
 
+def pretrained_encode(torch, c):
+    """encode_model's step: the batch x, load_batch(i) (step i's rows into x, as sae_bench --data
+    takes them) and step(), the file's encode rule under no_grad into reused buffers."""
+    m = {name: torch.from_numpy(v) if hasattr(v, "shape") else v for name, v in LOADED[c["model"]].items()}
+    data = torch.from_numpy(LOADED[c["data"]])
+    batch, rows = c["batch"], data.shape[0]
+    x = torch.empty(batch, c["d"])
+    a = torch.empty(batch, c["d"]) if m["apply_b_dec"] else x
+    codes = torch.empty(batch, c["f"])
+    pre = torch.empty(batch, c["f"]) if m["arch"] in ("topk", "gated") else None
+    magnitude_scale = m["r_mag"].exp() if m["arch"] == "gated" else None
+    W_enc, b_enc, b_dec, threshold, k = m["W_enc"], m["b_enc"], m["b_dec"], m["threshold"], m["k"]
+
+    def load_batch(i):
+        torch.index_select(data, 0, (torch.arange(batch) + i * batch) % rows, out=x)
+
+    def step():
+        with torch.no_grad():
+            if m["apply_b_dec"]:
+                torch.sub(x, b_dec, out=a)
+            if m["arch"] == "topk":
+                torch.addmm(b_enc, a, W_enc, out=pre)
+                top = pre.topk(k, sorted=False, dim=-1)
+                codes.zero_().scatter_(-1, top.indices, top.values.relu_())
+            elif m["arch"] == "gated":
+                torch.mm(a, W_enc, out=pre)
+                torch.addcmul(m["b_mag"], pre, magnitude_scale, out=codes).relu_()
+                codes.mul_(pre.add_(b_enc) > 0)  # b_enc is SAELens' b_gate
+            else:
+                torch.addmm(b_enc, a, W_enc, out=codes)
+                if m["arch"] == "jumprelu":
+                    codes.mul_(codes > threshold)
+                else:
+                    codes.relu_()
+        return codes
+
+    return x, load_batch, step
+
+
+def check_pretrained_codes(torch, c, sae_codes, torch_codes, x):
+    """Raises RuntimeError unless sae's codes of the batch x agree with PyTorch's: within a
+    worst-case float32 rounding bound of the products (2 (D + 2) u (|a| |W_enc| + |bias|), the two
+    sums in different orders) on the common support, and the same support except where the value
+    the rule compares (to 0, the threshold, a token's k-th largest) is within that bound of it.
+    Returns a line that says how close they are."""
+    m = {name: torch.from_numpy(v) if hasattr(v, "shape") else v for name, v in LOADED[c["model"]].items()}
+    sae_codes = torch.from_numpy(sae_codes)
+    if tuple(sae_codes.shape) != tuple(torch_codes.shape):
+        raise RuntimeError("encode_model: sae's codes are %s, PyTorch's %s" % (tuple(sae_codes.shape),
+                                                                               tuple(torch_codes.shape)))
+    with torch.no_grad():
+        a = x - m["b_dec"] if m["apply_b_dec"] else x
+        h = (a.double() @ m["W_enc"].double())  # the product, nearly exact: where the decisions are
+        magnitude = a.abs() @ m["W_enc"].abs()
+        u = 2.0 ** -24
+        bound = lambda scale: 2 * (c["d"] + 2) * u * scale
+        if m["arch"] == "gated":
+            exp_r = m["r_mag"].double().exp()
+            tol = bound(magnitude * exp_r + m["b_mag"].abs())
+            gate, mag = h + m["b_enc"], h * exp_r + m["b_mag"]
+            near = (gate.abs() <= bound(magnitude + m["b_enc"].abs())) | (mag.abs() <= tol)
+        else:
+            tol = bound(magnitude + m["b_enc"].abs())
+            pre = h + m["b_enc"]
+            if m["arch"] == "jumprelu":
+                near = (pre - m["threshold"]).abs() <= tol
+            elif m["arch"] == "topk":
+                kth = pre.topk(m["k"], dim=-1).values[:, -1:]
+                # Two entries each within tol of their value can trade places.
+                near = ((pre - kth).abs() <= 2 * tol) | (pre.abs() <= tol)
+            else:
+                near = pre.abs() <= tol
+        difference = (sae_codes - torch_codes).abs()
+        both = (sae_codes != 0) & (torch_codes != 0)
+        support_differs = (sae_codes != 0) ^ (torch_codes != 0)
+        bad_values = both & (difference > tol)
+        bad_support = support_differs & ~near
+        common = difference[both].max().item() if both.any() else 0.0
+        line = ("encode_model: sae's and PyTorch's codes of the first batch: max |difference| %.3g on the common "
+                "support (%d entries; max %.3g overall), tolerance from %.3g to %.3g; %d entries in one support "
+                "only, %d of them near the cut" % (
+                    common, both.sum().item(), difference.max().item(), tol.min().item(), tol.max().item(),
+                    support_differs.sum().item(), (support_differs & near).sum().item()))
+        if bad_values.any() or bad_support.any():
+            where = (bad_values | bad_support).nonzero()[0].tolist()
+            raise RuntimeError("%s\nencode_model: they DISAGREE: %d values beyond the tolerance, %d support "
+                               "differences away from the cut; first at [token %d, latent %d]: sae %.7g, "
+                               "PyTorch %.7g" % (line, bad_values.sum().item(), bad_support.sum().item(),
+                                                 where[0], where[1], sae_codes[where[0], where[1]].item(),
+                                                 torch_codes[where[0], where[1]].item()))
+    return line
+
+
+def check_pretrained(args, torch, c):
+    """Before encode_model is timed: sae_bench's codes of the first batch (--codes-out) against
+    those of the PyTorch step that is timed (check_pretrained_codes); prints how close."""
+    import tempfile
+    import numpy as np
+    with tempfile.TemporaryDirectory(prefix="compare_pytorch_") as folder:
+        path = os.path.join(folder, "codes.npy")
+        run_sae(args.sae_bench, dict(c, steps=1, warmup=0), args.threads, 0, extra=["--codes-out", path])
+        sae_codes = np.load(path)
+    x, load_batch, step = pretrained_encode(torch, c)
+    load_batch(0)
+    print(check_pretrained_codes(torch, c, sae_codes, step().clone(), x), flush=True)
+
+
 def run_torch(torch, c, seed):
     """Warm-up and timed steps of configuration c; ms per timed step and the L0."""
     generator = torch.Generator().manual_seed(seed)
+    load_batch = None
+    if c["model"]:
+        x, load_batch, step = pretrained_encode(torch, c)
+    else:
+        x, step = torch_step(torch, c, generator)
+
+    times, l0s = [], []
+    faults_before = 0
+    for i in range(c["warmup"] + c["steps"]):
+        if i > 0 and c["mode"] == "train":
+            torch.randn(c["batch"], c["d"], generator=generator, out=x)  # a fresh batch, untimed
+        if load_batch:
+            load_batch(i)  # --data's rows for step i, untimed
+        if i == c["warmup"]:
+            faults_before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        start = time.perf_counter()
+        codes = step()
+        elapsed = time.perf_counter() - start
+        if i >= c["warmup"]:
+            times.append(elapsed * 1000.0)
+            l0s.append((codes != 0).sum().item() / c["batch"])
+    # As sae_bench counts them: first touches of fresh memory, over the timed steps.
+    faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults_before) / c["steps"]
+    return dict(median_ms=statistics.median(times), mean_ms=statistics.fmean(times), step_ms=times,
+                l0=statistics.fmean(l0s), page_faults_per_step=faults)
+
+
+def torch_step(torch, c, generator):
+    """The batch x and the step of configuration c on a fresh model (TorchModel)."""
     model = TorchModel(torch, c, generator)
     x = torch.randn(c["batch"], c["d"], generator=generator)
     l1, k = c["l1"], c["k"]
@@ -260,23 +551,7 @@ def run_torch(torch, c, seed):
             optimizer.step()
             return codes
 
-    times, l0s = [], []
-    faults_before = 0
-    for i in range(c["warmup"] + c["steps"]):
-        if i > 0 and c["mode"] == "train":
-            torch.randn(c["batch"], c["d"], generator=generator, out=x)  # a fresh batch, untimed
-        if i == c["warmup"]:
-            faults_before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-        start = time.perf_counter()
-        codes = step()
-        elapsed = time.perf_counter() - start
-        if i >= c["warmup"]:
-            times.append(elapsed * 1000.0)
-            l0s.append((codes > 0).sum().item() / c["batch"])
-    # As sae_bench counts them: first touches of fresh memory, over the timed steps.
-    faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults_before) / c["steps"]
-    return dict(median_ms=statistics.median(times), mean_ms=statistics.fmean(times), step_ms=times,
-                l0=statistics.fmean(l0s), page_faults_per_step=faults)
+    return x, step
 
 
 # ---------------------------------------------------------------------------
@@ -346,6 +621,8 @@ def measure(args, torch, configs, rounds_for):
     for c in configs:
         rounds = rounds_for(c)
         sae_runs, torch_runs = [], []
+        if c["model"] and torch is not None:
+            check_pretrained(args, torch, c)
         for r in range(rounds):
             seed = r
             sae = run_sae(args.sae_bench, c, args.threads, seed)
@@ -374,7 +651,8 @@ def measure(args, torch, configs, rounds_for):
             sae_l0=statistics.fmean(s["l0"] for s in sae_runs),
             torch_l0=statistics.fmean(t["l0"] for t in torch_runs) if torch_runs else None,
             sae_peak_rss_mib=max(s["peak_rss_mib"] for s in sae_runs),
-            sae_expected_mib=sae_runs[0]["model_state_mib"] + sae_runs[0]["activation_mib"],
+            sae_expected_mib=(sae_runs[0]["model_state_mib"] + sae_runs[0]["activation_mib"]
+                              + sae_runs[0].get("data_mib", 0)),
             sae_effective_gflops=statistics.median(s["effective_gflops"] for s in sae_runs),
             sae_page_faults_per_step=statistics.median(s.get("page_faults_per_step", 0) for s in sae_runs),
             torch_page_faults_per_step=(statistics.median(t["page_faults_per_step"] for t in torch_runs)
@@ -432,8 +710,9 @@ def number(format, value):
 
 def print_peak_shares(results, peak):
     """Dense steps (every nominal flop is done): GFLOP/s on each side against the peak."""
+    # A loaded (trained) SAE's codes are sparse, as encode_sparse's: not a dense step.
     dense = [r for r in results if (r["config"]["mode"] == "encode" or r["config"]["arch"] == "relu")
-             and not r["config"]["target_l0"]]
+             and not r["config"]["target_l0"] and not r["config"]["model"]]
     if peak is None or not dense:
         return
     print()
@@ -464,7 +743,7 @@ def print_tables(results, scaling):
             target, verdict(r["passed"]), number("%8.1f", r["torch_l0"]), r["sae_l0"], r["sae_peak_rss_mib"],
             r["sae_expected_mib"]))
     print("ratio = sae tokens/s / PyTorch tokens/s; expected memory = parameters x 4 (weights, gradients, two "
-          "Adam moments; x 1 for encode) + the batch's activations")
+          "Adam moments; x 1 for encode) + the batch's activations (+ --data's)")
     spread = [r for r in results if len(r["round_ratios"]) > 1]
     if spread:
         print("Each round's own ratio (sae and PyTorch back to back), lowest / median / highest:")
@@ -523,7 +802,8 @@ def parse_args(argv):
     p.add_argument("--threads", type=int, default=2, help="threads for both sides (default 2)")
     p.add_argument("--rounds", type=int, default=3, help="alternating rounds per main configuration (default 3)")
     p.add_argument("--scaling-rounds", type=int, default=1, help="rounds per scaling configuration (default 1)")
-    p.add_argument("--configs", default="all", help="all, main, scaling, or names separated by commas")
+    p.add_argument("--configs", help="all, main, scaling, or names separated by commas (default all; with "
+                                      "--model, encode_model)")
     p.add_argument("--quick", action="store_true", help="tiny sizes, one round: a smoke test (targets not judged)")
     p.add_argument("--json", help="write the results here")
     p.add_argument("--skip-without-torch", action="store_true", help="exit 77 (skipped) if torch cannot be imported")
@@ -532,7 +812,19 @@ def parse_args(argv):
     p.add_argument("--openblas-coretype", metavar="NAME",
                    help="set OPENBLAS_CORETYPE=NAME for both sides (OpenBLAS's kernels, e.g. SkylakeX or Haswell); "
                         "'' unsets it, so that OpenBLAS chooses")
+    p.add_argument("--model", metavar="PATH",
+                   help="a published SAE (SAELens, sparsify or Gemma Scope folder or weights file): adds "
+                        "encode_model, its encode of --data")
+    p.add_argument("--data", metavar="FILE.npy", help="with --model: the activations [N, D] to encode")
+    p.add_argument("--batch", type=int, help="encode_model's rows per step (default 4096, or N if smaller; "
+                                             "--quick 64)")
     args = p.parse_args(argv)
+    if bool(args.model) != bool(args.data):
+        p.error("--model and --data go together")
+    if args.batch is not None and (args.batch < 1 or not args.model):
+        p.error("--batch is encode_model's (with --model) and must be at least 1")
+    if args.configs is None:
+        args.configs = "encode_model" if args.model else "all"
     if args.threads < 1 or args.rounds < 1 or args.scaling_rounds < 1:
         p.error("--threads, --rounds and --scaling-rounds must be at least 1")
     if not (os.path.isfile(args.sae_bench) and os.access(args.sae_bench, os.X_OK)):
@@ -570,7 +862,21 @@ def main(argv):
             return 77 if args.skip_without_torch else 1
         torch.set_num_threads(args.threads)
 
-    configs = select(quick_configs() if args.quick else realistic_configs(), args.configs)
+    configs = quick_configs() if args.quick else realistic_configs()
+    if args.model:
+        try:
+            model = load_pretrained_numpy(args.model)
+            LOADED[args.model], LOADED[args.data] = model, load_activations(args.data, model["d"])
+        except (RuntimeError, OSError, KeyError, ValueError) as e:
+            print("compare_pytorch.py: %s" % (e if not isinstance(e, KeyError) else
+                                              "%s: no tensor or cfg entry %s" % (args.model, e)), file=sys.stderr)
+            return 1
+        configs.append(model_config(model, args.data, LOADED[args.data].shape[0], args.batch, args.quick))
+        print("--model %s: %s layout, %s, D=%d F=%d%s, b_dec %ssubtracted; --data %s: %d rows" % (
+            args.model, model["layout"], model["arch"], model["d"], model["f"],
+            " k=%d" % model["k"] if model["k"] else "", "" if model["apply_b_dec"] else "not ", args.data,
+            LOADED[args.data].shape[0]))
+    configs = select(configs, args.configs)
     rounds_for = (lambda c: 1) if args.quick else (
         lambda c: args.rounds if c["group"] == "main" else args.scaling_rounds)
 
