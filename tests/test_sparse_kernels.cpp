@@ -139,6 +139,63 @@ TEST_CASE("SparseCodes: counting, filling and the by-latent index agree with the
   CHECK(s.density() == Approx(static_cast<double>(s.nonzeros()) / (9 * 13)));
 }
 
+TEST_CASE("decode gathers the decoder rows of sparse codes' nonzero entries, and multiplies dense codes",
+          "[sparse-kernels]") {
+  using Model = sae::SparseAutoEncoder<float>;
+  using Keep = sae::SparseCodes<float>::Keep;
+  Model model(24, 400, sae::Init::LinearDefault, 71);
+  sae::Rng rng(72);
+  for (Index i = 0; i < 24; ++i) model.params().b_dec(i) = static_cast<float>(rng.normal());
+  const auto& W_dec = model.params().W_dec;
+  const auto& b_dec = model.params().b_dec;
+  const auto product = [&](const sae::Batch<float>& codes) {  // the dense path
+    sae::Batch<float> out;
+    sae::detail::start_rows_then_add_product(b_dec.transpose(), codes, W_dec, out);
+    return out;
+  };
+
+  // About 3% nonzero, of either sign: decode takes any codes, not only an SAE's.
+  sae::Batch<float> codes = sae::Batch<float>::Zero(80, 400);
+  for (Index b = 0; b < 80; ++b)
+    for (int j = 0; j < 12; ++j) codes(b, static_cast<Index>(rng.below(400))) = static_cast<float>(rng.normal());
+  codes.row(5).setZero();
+  sae::Batch<float> recon;
+  model.decode(codes, recon);
+  const sae::Batch<double> exact =
+      (codes.cast<double>() * W_dec.cast<double>()).rowwise() + b_dec.cast<double>().transpose();
+  CHECK(sae_test::relative_error(recon, exact) < 1e-6);
+  // It is the gather: sparse_decode's sums, bit for bit, which round
+  // differently from the dense product's (so the check tells the paths apart).
+  sae::SparseCodes<float> sparse;
+  sparse.count_from_dense<Keep::Nonzero>(codes);
+  sparse.fill_from_dense<Keep::Nonzero>(codes);
+  CHECK(sparse.nonzeros() == (codes.array() != 0.0f).count());
+  sae::Batch<float> gathered;
+  sae::detail::sparse_decode(sparse, W_dec, gathered);
+  gathered.rowwise() += b_dec.transpose();
+  CHECK(recon == gathered);
+  REQUIRE(product(codes) != gathered);
+  CHECK(model.decode(codes) == recon);
+
+  // The decoder row of a latent no token uses is not read (in the dense
+  // product its 0 · inf would be NaN).
+  Index unused = 0;
+  while ((codes.col(unused).array() != 0.0f).any()) ++unused;
+  Model with_inf = model;
+  with_inf.params().W_dec.row(unused).setConstant(INFINITY);
+  CHECK(with_inf.decode(codes) == recon);
+
+  // Codes as dense as a fresh model's take the product, with its bits.
+  const sae::Batch<float> fresh = model.encode(sae_test::normal_batch(80, 24, 73).cast<float>());
+  REQUIRE((fresh.array() > 0.0f).count() > fresh.size() / 4);
+  CHECK(model.decode(fresh) == product(fresh));
+  // As do codes whose sampled rows are empty but whose others are dense: the
+  // full count decides.
+  sae::Batch<float> mixed = fresh;
+  for (Index b = 0; b < mixed.rows(); b += mixed.rows() / 16) mixed.row(b).setZero();
+  CHECK(model.decode(mixed) == product(mixed));
+}
+
 TEST_CASE("select_top_k is exact when every entry enters the heap, or none does", "[sparse-kernels][topk]") {
   std::vector<double> ascending(300), descending(300), equal(300, 1.5);
   for (int i = 0; i < 300; ++i) ascending[i] = i, descending[i] = 300 - i;

@@ -237,6 +237,13 @@ int main() {
   topk_wide.encode(X, wide_codes);
   expect_no_allocation(before_topk, "TopK and Gated encode into reused buffers");
 
+  // TopK's codes (4 of 96 per token) are sparse enough for decode's gather,
+  // whose nonzero entries are kept per thread.
+  topk.decode(codes, recon);
+  const long before_sparse_decode = allocations;
+  topk.decode(codes, recon);
+  expect_no_allocation(before_sparse_decode, "decode of sparse codes into a reused buffer");
+
   // 100 tokens, more than the steps above: built with AVX-512 or AVX2, the encoder
   // GEMM kernel (detail/gemm.hpp) keeps its packing buffers per thread,
   // sized by the largest batch so far.

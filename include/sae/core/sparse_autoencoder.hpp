@@ -34,6 +34,7 @@
 #include "../detail/parallel.hpp"
 #include "../detail/products.hpp"
 #include "../detail/shape_check.hpp"
+#include "../detail/sparse_codes.hpp"
 #include "activation.hpp"
 #include "gated.hpp"
 #include "init.hpp"
@@ -186,6 +187,8 @@ class SparseAutoEncoder {
   template <typename Derived>
   void decode(const Eigen::MatrixBase<Derived>& codes, InputBatch& recon) const {
     check_batch<Derived, F>(codes, dict_size(), "sae::SparseAutoEncoder::decode", "code batch");
+    // A trained SAE's codes are mostly zeros: then only the active decoder rows are gathered.
+    if (detail::decode_if_sparse(codes, params_.W_dec, params_.b_dec, recon)) return;
     detail::start_rows_then_add_product(params_.b_dec.transpose(), codes, params_.W_dec, recon);
   }
 

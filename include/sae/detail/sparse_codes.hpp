@@ -74,13 +74,17 @@ struct SparseCodes {
     return rows * cols == 0 ? 0.0 : static_cast<double>(nonzeros()) / (static_cast<double>(rows) * cols);
   }
 
-  /// Sizes the rows for the positive entries of `codes` (ReLU codes: the
-  /// others are 0) and returns how many there are; the entries themselves
-  /// are written by fill_from_dense (until then the object is empty), so a
-  /// caller can look at the density first.
-  template <typename Derived>
+  /// Which entries of a dense batch are stored: the positive ones (an SAE's
+  /// codes, whose others are 0), or every one but ±0 (any codes given to
+  /// decode; a NaN is kept).
+  enum class Keep { Positive, Nonzero };
+
+  /// Sizes the rows for the kept entries of `codes` and returns how many
+  /// there are; the entries themselves are written by fill_from_dense (until
+  /// then the object is empty), so a caller can look at the density first.
+  template <Keep keep = Keep::Positive, typename Derived>
   Index count_from_dense(const Eigen::MatrixBase<Derived>& codes) {
-    return count_rows(codes.rows(), codes.cols(), [&](Index b) { return (codes.row(b).array() > 0).count(); });
+    return count_rows(codes.rows(), codes.cols(), [&](Index b) { return kept<keep>(codes.row(b).array()).count(); });
   }
 
   /// The same with each row's count given by count_row(b), called once per
@@ -96,8 +100,8 @@ struct SparseCodes {
     return row_start.back();
   }
 
-  /// Writes the entries counted by count_from_dense(codes).
-  template <typename Derived>
+  /// Writes the entries counted by count_from_dense<keep>(codes).
+  template <Keep keep = Keep::Positive, typename Derived>
   void fill_from_dense(const Eigen::MatrixBase<Derived>& codes) {
     detail::resize_with_headroom(latent, static_cast<std::size_t>(row_start.back()));
     detail::resize_with_headroom(value, static_cast<std::size_t>(row_start.back()));
@@ -108,10 +112,10 @@ struct SparseCodes {
       // Sparse rows are mostly zero: skip blocks of 16 with one vector test.
       constexpr Index block = 16;
       for (Index start = 0; start < cols; start += block) {
-        if (start + block <= cols && !(row.template segment<block>(start).array() > Scalar(0)).any()) continue;
+        if (start + block <= cols && !kept<keep>(row.template segment<block>(start).array()).any()) continue;
         for (Index f = start; f < std::min(start + block, cols); ++f) {
           const Scalar v = row(f);
-          if (v > Scalar(0)) {
+          if (kept<keep>(v)) {
             latent[static_cast<std::size_t>(j)] = f;
             value[static_cast<std::size_t>(j)] = v;
             ++j;
@@ -119,6 +123,13 @@ struct SparseCodes {
         }
       }
     }
+  }
+
+  /// Whether `keep` keeps v: a scalar, or an array of them (lane by lane).
+  template <Keep keep, typename Value>
+  static auto kept(const Value& v) {
+    if constexpr (keep == Keep::Positive) return v > Scalar(0);
+    else return v != Scalar(0);
   }
 
   /// Builds the by-latent index (a counting sort of the entries by latent).
@@ -172,6 +183,37 @@ void sparse_decode(const SparseCodes<Scalar>& codes, const DecoderWeights& W_dec
                        codes.value[j + 3] * W_dec.row(codes.latent[j + 3]);
     for (; j < end; ++j) row.noalias() += codes.value[j] * W_dec.row(codes.latent[j]);
   }
+}
+
+/// recon = codes · W_dec + b_dec through the nonzero codes alone
+/// (sparse_decode), when at most automatic_sparse_density of them are
+/// nonzero: a trained SAE's codes cost B·L0·D instead of the dense product's
+/// B·F·D. False, recon untouched, when they are denser (a fresh model's);
+/// a sample of rows tells most such batches before the full count. The sums
+/// are sparse_decode's, so they round differently from the dense product's
+/// (and a non-finite decoder row of a latent at 0 does not reach recon).
+template <typename Derived, typename DecoderWeights, typename Bias, typename Out>
+bool decode_if_sparse(const Eigen::MatrixBase<Derived>& codes, const DecoderWeights& W_dec, const Bias& b_dec,
+                      Out& recon) {
+  using Scalar = typename Derived::Scalar;
+  using Keep = typename SparseCodes<Scalar>::Keep;
+  const Index rows = codes.rows(), cols = codes.cols();
+  if (rows == 0 || cols == 0) return false;
+  constexpr Index sampled_rows = 16;
+  if (rows >= 4 * sampled_rows) {  // a fresh model's codes, half nonzero, stop here
+    Index sampled = 0;
+    for (Index i = 0; i < sampled_rows; ++i)
+      sampled += SparseCodes<Scalar>::template kept<Keep::Nonzero>(codes.row(i * (rows / sampled_rows)).array()).count();
+    if (static_cast<double>(sampled) > 2.0 * automatic_sparse_density * static_cast<double>(sampled_rows * cols))
+      return false;
+  }
+  thread_local SparseCodes<Scalar> sparse;  // keeps its capacity: warm calls allocate nothing
+  sparse.template count_from_dense<Keep::Nonzero>(codes);
+  if (sparse.density() > automatic_sparse_density) return false;
+  sparse.template fill_from_dense<Keep::Nonzero>(codes);
+  sparse_decode(sparse, W_dec, recon);
+  recon.rowwise() += b_dec.transpose();
+  return true;
 }
 
 /// The decoder side of the backward pass, given G = ∂L/∂(codes · W_dec) (B x D):
