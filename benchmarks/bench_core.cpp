@@ -1,6 +1,8 @@
 // Benchmarks of the core training step's parts, for the seed's ReLU SAE:
-// encode, decode, the L1 objective's loss and gradient (fresh codes, about half
-// the latents firing, and codes as sparse as a trained SAE's), and one Adam step.
+// encode, decode (of fresh codes, and of codes as sparse as a trained SAE's
+// beside the dense product of the same codes), the L1 objective's loss and
+// gradient (fresh codes, about half the latents firing, and codes as sparse
+// as a trained SAE's), and one Adam step.
 //   sae_benchmarks "[core]"              D = 64, F = 512, B = 256 (also run by the smoke test)
 //   sae_benchmarks "[core-realistic]"    D = 768, F = 8192, B = 1024, hidden: a loss and
 //                                        gradient takes seconds on two cores, so
@@ -21,7 +23,7 @@ std::string size_label(sae::Index D, sae::Index F, sae::Index B) {
   return "D=" + std::to_string(D) + " F=" + std::to_string(F) + " B=" + std::to_string(B);
 }
 
-void benchmark_encode_decode(sae::Index D, sae::Index F, sae::Index B) {
+void benchmark_encode_decode(sae::Index D, sae::Index F, sae::Index B, double sparse_l0) {
   const ReLUModel model(D, F, sae::Init::LinearDefault, 1);
   const sae::Batch<float> X = sae_bench::standard_normal_batch(B, D, 2);
   const std::string size = size_label(D, F, B);
@@ -35,6 +37,23 @@ void benchmark_encode_decode(sae::Index D, sae::Index F, sae::Index B) {
   };
   BENCHMARK("decode codes -> X^, " + size) {
     model.decode(codes, recon);
+    return recon(0, 0);
+  };
+
+  // A trained SAE's codes: decode gathers the active decoder rows; the dense
+  // product of the same codes (what decode did before) is the baseline.
+  ReLUModel sparse = model;
+  sae_bench::make_codes_sparse(sparse, sparse_l0);
+  ReLUModel::CodeBatch sparse_codes;
+  sparse.encode(X, sparse_codes);
+  const std::string sparse_label = "sparse codes (L0 ~" + std::to_string(static_cast<int>(sparse_l0)) + "), ";
+  BENCHMARK("decode " + sparse_label + size) {
+    sparse.decode(sparse_codes, recon);
+    return recon(0, 0);
+  };
+  BENCHMARK("dense product of the same " + sparse_label + size) {
+    sae::detail::start_rows_then_add_product(sparse.params().b_dec.transpose(), sparse_codes, sparse.params().W_dec,
+                                             recon);
     return recon(0, 0);
   };
 }
@@ -86,13 +105,13 @@ void benchmark_adam_step(sae::Index D, sae::Index F) {
 }  // namespace
 
 TEST_CASE("Core step parts: encode, decode, L1 loss+gradient, Adam", "[core][benchmark]") {
-  benchmark_encode_decode(64, 512, 256);
+  benchmark_encode_decode(64, 512, 256, 4);
   benchmark_l1_loss_and_gradient(64, 512, 256, 4);
   benchmark_adam_step(64, 512);
 }
 
 TEST_CASE("Core step parts at a realistic size", "[.][core-realistic][benchmark]") {
-  benchmark_encode_decode(768, 8192, 1024);
+  benchmark_encode_decode(768, 8192, 1024, 64);
   benchmark_l1_loss_and_gradient(768, 8192, 1024, 64);
   benchmark_adam_step(768, 8192);
 }
