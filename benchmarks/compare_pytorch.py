@@ -28,8 +28,10 @@ The PyTorch steps:
           encode_topk a TopK SAE's (sparsify's) inference, k = 32 of 16384: addmm of
           x - b_dec, topk(k, sorted=False), scatter of the relu'd values into zeros.
   encode_model  with --model and --data, a published SAE's encode of real activations
-          (sae_bench --model: sae::load_pretrained's model, as loaded), the only
-          configuration run unless --configs names others. This script reads the
+          (sae_bench --model: sae::load_pretrained's model, as loaded); forward_model
+          the same encode, then the reconstruction from the codes (sae's decode;
+          PyTorch's addmm(b_dec, codes, W_dec), SAELens' decode). These two are the
+          configurations run unless --configs names others. This script reads the
           same files with NumPy alone (safetensors parsed here: F16, BF16, F32, F64
           as float32; Gemma Scope's params.npz with numpy.load) and encodes by the
           producer's rule, under no_grad into reused buffers, a = x - b_dec when
@@ -48,7 +50,7 @@ The PyTorch steps:
           (--codes-out) and they must agree with PyTorch's: within a worst-case float32
           rounding bound on the common support, and the same support except at entries
           within that bound of the cut (0, the threshold, a token's k-th largest). Else
-          exit status 1. No target.
+          exit status 1. No targets.
 The biases are added by addmm (what nn.Linear does); gradients are reset with
 zero_grad(set_to_none=True) (no memset and no accumulation pass; measured no slower
 than set_to_none=False here); Adam is torch.optim.Adam(foreach=False), 1.13's CPU
@@ -141,13 +143,15 @@ def quick_configs():
     return main + scaling_configs(main, batches=(128, 256), dicts=(256, 512), steps=2, warmup=1)
 
 
-def model_config(model, data, data_rows, batch, quick):
-    """encode_model: the loaded SAE `model` (load_pretrained_numpy) on the rows of the file `data`."""
+def model_configs(model, data, data_rows, batch, quick):
+    """encode_model and forward_model: the loaded SAE `model` (load_pretrained_numpy) on the rows of
+    the file `data`."""
     default = 64 if quick else 4096
     batch = batch or min(default, data_rows)
     steps, warmup = (2, 1) if quick else (5, 2)
-    return config("encode_model", model["arch"], mode="encode", d=model["d"], f=model["f"], batch=batch,
-                  k=model["k"], steps=steps, warmup=warmup, model=model["path"], data=data)
+    return [config(mode + "_model", model["arch"], mode=mode, d=model["d"], f=model["f"], batch=batch,
+                   k=model["k"], steps=steps, warmup=warmup, model=model["path"], data=data)
+            for mode in ("encode", "forward")]
 
 
 def scaling_configs(main, batches, dicts, steps, warmup):
@@ -179,7 +183,7 @@ def describe(c):
 
 def run_sae(sae_bench, c, threads, seed, extra=()):
     if c["model"]:  # sizes and architecture are the file's
-        args = [sae_bench, "--mode", "encode", "--model", c["model"], "--data", c["data"], "--batch", str(c["batch"]),
+        args = [sae_bench, "--mode", c["mode"], "--model", c["model"], "--data", c["data"], "--batch", str(c["batch"]),
                 "--steps", str(c["steps"]), "--warmup", str(c["warmup"]), "--threads", str(threads), "--seed", str(seed)]
     else:
         args = [sae_bench, "--arch", c["arch"], "--mode", c["mode"], "--d", str(c["d"]), "--f", str(c["f"]),
@@ -254,7 +258,7 @@ def read_safetensors(np, path):
 
 def load_pretrained_numpy(path):
     """The SAE at `path` (a folder or its weights file; SAELens, sparsify or Gemma Scope) as
-    float32 arrays W_enc [D, F], b_enc [F], b_dec [D] (+ threshold, or r_mag and b_mag), with
+    float32 arrays W_enc [D, F], b_enc [F], W_dec [F, D], b_dec [D] (+ threshold, or r_mag and b_mag), with
     arch (sae's name: relu, jumprelu, topk, gated), k and apply_b_dec: its encode rule."""
     try:
         import numpy as np
@@ -284,14 +288,14 @@ def load_pretrained_numpy(path):
     if layout == "gemmascope":
         with np.load(weights) as npz:
             t = {name: npz[name].astype(np.float32) for name in npz.files}
-        m.update(arch="jumprelu", apply_b_dec=False, W_enc=t["W_enc"], b_enc=t["b_enc"], b_dec=t["b_dec"],
-                 threshold=t["threshold"])
+        m.update(arch="jumprelu", apply_b_dec=False, W_enc=t["W_enc"], b_enc=t["b_enc"], W_dec=t["W_dec"],
+                 b_dec=t["b_dec"], threshold=t["threshold"])
     elif layout == "sparsify":
         cfg, t = cfg_of(folder), read_safetensors(np, weights)
         if cfg.get("activation", "topk") != "topk" or cfg.get("skip_connection") or cfg.get("transcode"):
             raise RuntimeError("%s: only sparsify's plain topk SAEs are supported" % path)
         m.update(arch="topk", apply_b_dec=True, k=int(cfg["k"]), W_enc=np.ascontiguousarray(t["encoder.weight"].T),
-                 b_enc=t["encoder.bias"], b_dec=t["b_dec"])
+                 b_enc=t["encoder.bias"], W_dec=t["W_dec"], b_dec=t["b_dec"])
     else:
         cfg, t = cfg_of(folder), read_safetensors(np, weights)
         architecture, k = cfg.get("architecture"), cfg.get("k")
@@ -307,7 +311,8 @@ def load_pretrained_numpy(path):
         apply_b_dec = cfg.get("apply_b_dec_to_input")
         m.update(arch=arch, apply_b_dec=(arch != "jumprelu") if apply_b_dec is None else bool(apply_b_dec),
                  k=int(k) if arch == "topk" else None, W_enc=t["W_enc"],
-                 b_enc=t["b_gate" if arch == "gated" else "b_enc"], b_dec=t["b_dec"], threshold=t.get("threshold"),
+                 b_enc=t["b_gate" if arch == "gated" else "b_enc"], W_dec=t["W_dec"], b_dec=t["b_dec"],
+                 threshold=t.get("threshold"),
                  r_mag=t.get("r_mag"), b_mag=t.get("b_mag"))
     m["d"], m["f"] = m["W_enc"].shape
     return m
@@ -370,14 +375,17 @@ class TorchModel:
 
 
 def pretrained_encode(torch, c):
-    """encode_model's step: the batch x, load_batch(i) (step i's rows into x, as sae_bench --data
-    takes them) and step(), the file's encode rule under no_grad into reused buffers."""
+    """encode_model's and forward_model's step: the batch x, load_batch(i) (step i's rows into x, as
+    sae_bench --data takes them) and step(), the file's encode rule under no_grad into reused buffers
+    (forward: then the reconstruction, addmm(b_dec, codes, W_dec), as SAELens' decode), which
+    returns the codes."""
     m = {name: torch.from_numpy(v) if hasattr(v, "shape") else v for name, v in LOADED[c["model"]].items()}
     data = torch.from_numpy(LOADED[c["data"]])
     batch, rows = c["batch"], data.shape[0]
     x = torch.empty(batch, c["d"])
     a = torch.empty(batch, c["d"]) if m["apply_b_dec"] else x
     codes = torch.empty(batch, c["f"])
+    recon = torch.empty(batch, c["d"]) if c["mode"] == "forward" else None
     pre = torch.empty(batch, c["f"]) if m["arch"] in ("topk", "gated") else None
     magnitude_scale = m["r_mag"].exp() if m["arch"] == "gated" else None
     W_enc, b_enc, b_dec, threshold, k = m["W_enc"], m["b_enc"], m["b_dec"], m["threshold"], m["k"]
@@ -403,6 +411,8 @@ def pretrained_encode(torch, c):
                     codes.mul_(codes > threshold)
                 else:
                     codes.relu_()
+            if recon is not None:
+                torch.addmm(b_dec, codes, m["W_dec"], out=recon)
         return codes
 
     return x, load_batch, step
@@ -417,8 +427,8 @@ def check_pretrained_codes(torch, c, sae_codes, torch_codes, x):
     m = {name: torch.from_numpy(v) if hasattr(v, "shape") else v for name, v in LOADED[c["model"]].items()}
     sae_codes = torch.from_numpy(sae_codes)
     if tuple(sae_codes.shape) != tuple(torch_codes.shape):
-        raise RuntimeError("encode_model: sae's codes are %s, PyTorch's %s" % (tuple(sae_codes.shape),
-                                                                               tuple(torch_codes.shape)))
+        raise RuntimeError("%s: sae's codes are %s, PyTorch's %s" % (c["name"], tuple(sae_codes.shape),
+                                                                     tuple(torch_codes.shape)))
     with torch.no_grad():
         a = x - m["b_dec"] if m["apply_b_dec"] else x
         h = (a.double() @ m["W_enc"].double())  # the product, nearly exact: where the decisions are
@@ -447,23 +457,23 @@ def check_pretrained_codes(torch, c, sae_codes, torch_codes, x):
         bad_values = both & (difference > tol)
         bad_support = support_differs & ~near
         common = difference[both].max().item() if both.any() else 0.0
-        line = ("encode_model: sae's and PyTorch's codes of the first batch: max |difference| %.3g on the common "
+        line = ("%s: sae's and PyTorch's codes of the first batch: max |difference| %.3g on the common "
                 "support (%d entries; max %.3g overall), tolerance from %.3g to %.3g; %d entries in one support "
                 "only, %d of them near the cut" % (
-                    common, both.sum().item(), difference.max().item(), tol.min().item(), tol.max().item(),
+                    c["name"], common, both.sum().item(), difference.max().item(), tol.min().item(), tol.max().item(),
                     support_differs.sum().item(), (support_differs & near).sum().item()))
         if bad_values.any() or bad_support.any():
             where = (bad_values | bad_support).nonzero()[0].tolist()
-            raise RuntimeError("%s\nencode_model: they DISAGREE: %d values beyond the tolerance, %d support "
+            raise RuntimeError("%s\n%s: they DISAGREE: %d values beyond the tolerance, %d support "
                                "differences away from the cut; first at [token %d, latent %d]: sae %.7g, "
-                               "PyTorch %.7g" % (line, bad_values.sum().item(), bad_support.sum().item(),
+                               "PyTorch %.7g" % (line, c["name"], bad_values.sum().item(), bad_support.sum().item(),
                                                  where[0], where[1], sae_codes[where[0], where[1]].item(),
                                                  torch_codes[where[0], where[1]].item()))
     return line
 
 
 def check_pretrained(args, torch, c):
-    """Before encode_model is timed: sae_bench's codes of the first batch (--codes-out) against
+    """Before encode_model or forward_model is timed: sae_bench's codes of the first batch (--codes-out) against
     those of the PyTorch step that is timed (check_pretrained_codes); prints how close."""
     import tempfile
     import numpy as np
@@ -745,7 +755,7 @@ def print_tables(results, scaling):
             target, verdict(r["passed"]), number("%8.1f", r["torch_l0"]), r["sae_l0"], r["sae_peak_rss_mib"],
             r["sae_expected_mib"]))
     print("ratio = sae tokens/s / PyTorch tokens/s; expected memory = parameters x 4 (weights, gradients, two "
-          "Adam moments; x 1 for encode) + the batch's activations (+ --data's)")
+          "Adam moments; x 1 for inference) + the batch's activations (+ --data's)")
     spread = [r for r in results if len(r["round_ratios"]) > 1]
     if spread:
         print("Each round's own ratio (sae and PyTorch back to back), lowest / median / highest:")
@@ -805,7 +815,7 @@ def parse_args(argv):
     p.add_argument("--rounds", type=int, default=3, help="alternating rounds per main configuration (default 3)")
     p.add_argument("--scaling-rounds", type=int, default=1, help="rounds per scaling configuration (default 1)")
     p.add_argument("--configs", help="all, main, scaling, or names separated by commas (default all; with "
-                                      "--model, encode_model)")
+                                      "--model, encode_model,forward_model)")
     p.add_argument("--quick", action="store_true", help="tiny sizes, one round: a smoke test (targets not judged)")
     p.add_argument("--json", help="write the results here")
     p.add_argument("--skip-without-torch", action="store_true", help="exit 77 (skipped) if torch cannot be imported")
@@ -816,17 +826,17 @@ def parse_args(argv):
                         "'' unsets it, so that OpenBLAS chooses")
     p.add_argument("--model", metavar="PATH",
                    help="a published SAE (SAELens, sparsify or Gemma Scope folder or weights file): adds "
-                        "encode_model, its encode of --data")
+                        "encode_model and forward_model, its encode of --data and its encode and decode")
     p.add_argument("--data", metavar="FILE.npy", help="with --model: the activations [N, D] to encode")
-    p.add_argument("--batch", type=int, help="encode_model's rows per step (default 4096, or N if smaller; "
+    p.add_argument("--batch", type=int, help="encode_model's and forward_model's rows per step (default 4096, or N if smaller; "
                                              "--quick 64)")
     args = p.parse_args(argv)
     if bool(args.model) != bool(args.data):
         p.error("--model and --data go together")
     if args.batch is not None and (args.batch < 1 or not args.model):
-        p.error("--batch is encode_model's (with --model) and must be at least 1")
+        p.error("--batch is for --model's configurations and must be at least 1")
     if args.configs is None:
-        args.configs = "encode_model" if args.model else "all"
+        args.configs = "encode_model,forward_model" if args.model else "all"
     if args.threads < 1 or args.rounds < 1 or args.scaling_rounds < 1:
         p.error("--threads, --rounds and --scaling-rounds must be at least 1")
     if not (os.path.isfile(args.sae_bench) and os.access(args.sae_bench, os.X_OK)):
@@ -873,7 +883,7 @@ def main(argv):
             print("compare_pytorch.py: %s" % (e if not isinstance(e, KeyError) else
                                               "%s: no tensor or cfg entry %s" % (args.model, e)), file=sys.stderr)
             return 1
-        configs.append(model_config(model, args.data, LOADED[args.data].shape[0], args.batch, args.quick))
+        configs += model_configs(model, args.data, LOADED[args.data].shape[0], args.batch, args.quick)
         print("--model %s: %s layout, %s, D=%d F=%d%s, b_dec %ssubtracted; --data %s: %d rows" % (
             args.model, model["layout"], model["arch"], model["d"], model["f"],
             " k=%d" % model["k"] if model["k"] else "", "" if model["apply_b_dec"] else "not ", args.data,

@@ -1,9 +1,9 @@
-// benchmarks/sae_bench.cpp: end-to-end training (or encoding) steps at a given size.
+// benchmarks/sae_bench.cpp: end-to-end training (or inference) steps at a given size.
 //
 //   sae_bench --d 768 --f 8192 --batch 1024 --arch relu|topk|batchtopk|jumprelu|gated [--k 32]
-//             --mode train|trainer|encode [--steps 10] [--warmup 3] [--target-l0 L] [--l1 1e-3] [--lr 1e-3]
+//             --mode train|trainer|encode|forward [--steps 10] [--warmup 3] [--target-l0 L] [--l1 1e-3] [--lr 1e-3]
 //             [--threads T] [--kernels auto|dense|sparse] [--seed 0]
-//   sae_bench --mode encode --model SAE_DIR [--data acts.npy] [--batch 4096] [--codes-out codes.npy]
+//   sae_bench --mode encode|forward --model SAE_DIR [--data acts.npy] [--batch 4096] [--codes-out codes.npy]
 //
 // A training step is exactly the work PyTorch does per step, and nothing else
 // (no trainer bookkeeping): loss and gradient of the objective on a batch of
@@ -12,7 +12,10 @@
 // the same steps in PyTorch and compares; it reads the last line of standard
 // output, one JSON object with the configuration, the timings, the memory and
 // how this binary was built. --mode trainer times sae::Trainer's whole step
-// instead, what sae_train runs (run_trainer, below).
+// instead, what sae_train runs (run_trainer, below). --mode encode times
+// inference's codes alone, --mode forward the codes and the reconstruction
+// (encode, then decode: what evaluating an SAE, or splicing it into a model,
+// runs), each into a reused buffer.
 //
 //   relu  the seed: ReLU SAE, nn.Linear's initialisation, L1Objective with the
 //         L1 term summed over the batch, L = (1/B) Σ‖x̂ − x‖² + λ Σ f.
@@ -25,13 +28,13 @@
 //         (the TopKObjective), TopK's rule at encode (θ not yet learned).
 //   jumprelu  JumpReLU SAE (θ 0.001), tied initialisation, JumpReLUObjective
 //         (λ = --l1 on L0, the straight-through θ gradient); always dense.
-//         With --mode encode, --target-l0 L sets the thresholds (b_enc 0) so
+//         With --mode encode or forward, --target-l0 L sets the thresholds (b_enc 0) so
 //         that L fire, as in Gemma Scope's SAEs.
 //   gated  Gated SAE (gate and magnitude paths sharing W_enc), tied
 //         initialisation, GatedObjective (λ = --l1) with its auxiliary decode
 //         of the gate path; always the dense products.
 //
-// --model times the encode of an SAE as users load it, sae::load_pretrained
+// --model times the encode (or forward) of an SAE as users load it, sae::load_pretrained
 // (SAELens, sparsify or Gemma Scope files; the run-time architecture type,
 // AnyActivation, as loaded), so D, F and the architecture are the file's.
 // --data replaces the standard normals with real activations: step i encodes
@@ -43,7 +46,7 @@
 // Effective GFLOP/s count the dense work, 10·B·D·F per training step (five
 // B x D x F products: encode, decode, and the decoder, code and encoder
 // gradients; Gated 14·B·D·F, with the auxiliary decode and its code
-// gradient) and 2·B·D·F per encode, whatever the kernels really did: the
+// gradient), 2·B·D·F per encode and 4·B·D·F per forward, whatever the kernels really did: the
 // sparse kernels do less, so their effective rate can exceed the machine's peak.
 #include <sys/resource.h>
 
@@ -99,13 +102,13 @@ const char* kUsage = R"(usage: sae_bench [options]
                        the architecture's recipe (relu: standard; topk, batchtopk, jumprelu,
                        gated: their own), which adds the batch's copy, the decoder constraint, clipping and
                        dead-latent counts;
-                       --lr, --l1 and --kernels do not apply | encode: inference codes only
-                       (default train)
+                       --lr, --l1 and --kernels do not apply | encode: inference codes only |
+                       forward: codes, then the reconstruction from them (default train)
   --steps N            timed steps (default 10)
   --warmup W           untimed steps before them (default 3)
   --target-l0 L        relu: set b_enc so that about L latents fire per token, as in a trained
                        SAE (default: off, a fresh model fires about half); jumprelu with
-                       --mode encode: set the thresholds instead
+                       --mode encode or forward: set the thresholds instead
   --l1 LAMBDA          relu: L1 coefficient, the L1 term summed over the batch (default 1e-3)
   --lr RATE            Adam learning rate (default 1e-3; with --target-l0, 1e-5, at which
                        the codes stay about as sparse as asked, as benchmarks/compare_pytorch.py
@@ -113,14 +116,14 @@ const char* kUsage = R"(usage: sae_bench [options]
   --threads T          threads for Eigen (and OpenMP); 0 keeps the default (default 0)
   --kernels NAME       auto | dense | sparse: the objective's kernels (default auto)
   --seed S             seed of the initialisation and of the batch (default 0)
-  --model PATH         --mode encode: time the encode of an SAE read by sae::load_pretrained
+  --model PATH         --mode encode or forward: time an SAE read by sae::load_pretrained
                        (SAELens, sparsify or Gemma Scope folder or weights file), as loaded;
                        D, F and the architecture are the file's (no --d, --f, --arch, --k,
                        --target-l0)
-  --data FILE.npy      --mode encode: encode these activations [N, D] instead of standard
+  --data FILE.npy      --mode encode or forward: encode these activations [N, D] instead of standard
                        normals: step i takes rows iB .. iB + B - 1 modulo N (wrapping around;
                        a file of fewer than B rows is tiled)
-  --codes-out FILE.npy --mode encode: write the codes of the first batch (untimed)
+  --codes-out FILE.npy --mode encode or forward: write the codes of the first batch (untimed)
   --help
 The last line of standard output is one JSON object with the configuration and results.
 )";
@@ -137,6 +140,9 @@ struct Options {
   std::string model, data, codes_out;  // --model, --data, --codes-out ("" when not given)
   std::vector<std::string> model_fixes;  // flags given that a --model file fixes instead
 };
+
+// --mode encode or forward: the model's inference, no training.
+bool inference(const Options& o) { return o.mode == "encode" || o.mode == "forward"; }
 
 using command_line::parse_integer;
 using command_line::parse_real;
@@ -173,8 +179,8 @@ Options parse(int argc, char** argv) {
   const bool top_k = o.arch == "topk" || o.arch == "batchtopk";
   require(o.arch == "relu" || top_k || o.arch == "jumprelu" || o.arch == "gated",
           "--arch must be relu, topk, batchtopk, jumprelu or gated, got '" + o.arch + "'");
-  require(o.mode == "train" || o.mode == "trainer" || o.mode == "encode",
-          "--mode must be train, trainer or encode, got '" + o.mode + "'");
+  require(o.mode == "train" || o.mode == "trainer" || inference(o),
+          "--mode must be train, trainer, encode or forward, got '" + o.mode + "'");
   require(o.steps >= 1, "--steps must be at least 1");
   require(o.warmup >= 0, "--warmup must be >= 0");
   require(o.threads >= 0, "--threads must be >= 0 (0 keeps the default)");
@@ -183,8 +189,8 @@ Options parse(int argc, char** argv) {
   require(*o.lr > 0, "--lr must be positive");
   require(o.seed >= 0, "--seed must be >= 0");
   if (top_k) require(o.k >= 1 && o.k <= o.f, "--k must be in [1, F = " + std::to_string(o.f) + "]");
-  require(!o.target_l0 || o.arch == "relu" || (o.arch == "jumprelu" && o.mode == "encode"),
-          "--target-l0 is for --arch relu, and for jumprelu with --mode encode");
+  require(!o.target_l0 || o.arch == "relu" || (o.arch == "jumprelu" && inference(o)),
+          "--target-l0 is for --arch relu, and for jumprelu with --mode encode or forward");
   require(o.arch == "relu" || top_k || o.kernels == sae::Kernels::Automatic,
           "--kernels is for --arch relu, topk and batchtopk (JumpReLU's and Gated's steps are always dense)");
   if (o.target_l0)
@@ -192,7 +198,7 @@ Options parse(int argc, char** argv) {
             "--target-l0 must be in (0, F = " + std::to_string(o.f) + ")");
   for (const auto& [flag, given] : {std::pair<const char*, bool>{"--model", !o.model.empty()},
                                     {"--data", !o.data.empty()}, {"--codes-out", !o.codes_out.empty()}})
-    require(!given || o.mode == "encode", std::string(flag) + " is for --mode encode, not " + o.mode);
+    require(!given || inference(o), std::string(flag) + " is for --mode encode or forward, not " + o.mode);
   require(o.model.empty() || o.model_fixes.empty(),
           "--model takes D, F and the architecture from the file: drop " +
               (o.model_fixes.empty() ? std::string() : o.model_fixes.front()));
@@ -350,12 +356,14 @@ void load_rows(const sae::Batch<float>& data, long long i, sae::Batch<float>& X)
   for (long long r = 0; r < X.rows(); ++r) X.row(r) = data.row((i * X.rows() + r) % n);
 }
 
-// Warm-up then timed encodes (inference: codes only) into one reused codes
-// buffer: of the batch X every step, or with `data` (--data) of step i's rows,
-// copied into X outside the timing.
+// Warm-up then timed encodes (--mode forward: each followed by the decode of
+// its codes) into reused buffers: of the batch X every step, or with `data`
+// (--data) of step i's rows, copied into X outside the timing.
 template <typename Model>
 RunResult run_encoding(const Model& model, sae::Batch<float>& X, const sae::Batch<float>* data, const Options& o) {
   typename Model::CodeBatch codes;
+  typename Model::InputBatch recon;
+  const bool forward = o.mode == "forward";
   RunResult result;
   double l0_sum = 0;
   long long faults_before = 0;
@@ -364,6 +372,7 @@ RunResult run_encoding(const Model& model, sae::Batch<float>& X, const sae::Batc
     if (i == o.warmup) faults_before = minor_page_faults();
     const Clock::time_point start = Clock::now();
     model.encode(X, codes);
+    if (forward) model.decode(codes, recon);
     const double ms = milliseconds_since(start);
     print_step(o, i, ms, nullptr);
     if (i == 0 && !o.codes_out.empty()) sae::save_npy(o.codes_out, codes);  // step 0's batch, for a check
@@ -389,7 +398,7 @@ RunResult run_top_k(Activation activation, sae::Batch<float>& X, const sae::Batc
   using Model = sae::SparseAutoEncoder<float, sae::Dynamic, sae::Dynamic, Activation>;
   Model model(o.d, o.f, activation, sae::Init::Tied, static_cast<std::uint64_t>(o.seed));
   model.apply_b_dec_to_input() = true;  // as the TopK recipe and dictionary_learning
-  if (o.mode == "encode") return run_encoding(model, X, data, o);
+  if (inference(o)) return run_encoding(model, X, data, o);
   sae::TopKObjective<float> objective;  // no dead latents: AuxK inactive, as at a fresh initialisation
   objective.kernels = o.kernels;
   return run_training(model, objective, X, data_rng, o);
@@ -407,19 +416,19 @@ RunResult run(const Options& o, sae::Batch<float>& X, const sae::Batch<float>* d
     using JumpReLUModel = sae::SparseAutoEncoder<float, sae::Dynamic, sae::Dynamic, sae::JumpReLU>;
     JumpReLUModel model(o.d, o.f, sae::JumpReLU{}, sae::Init::Tied, static_cast<std::uint64_t>(o.seed));
     if (o.target_l0) sae_bench::make_codes_sparse(model, *o.target_l0);
-    if (o.mode == "encode") return run_encoding(model, X, data, o);
+    if (inference(o)) return run_encoding(model, X, data, o);
     return run_training(model, sae::JumpReLUObjective<float>{static_cast<float>(o.l1)}, X, data_rng, o);
   }
   if (o.arch == "gated") {
     using GatedModel = sae::SparseAutoEncoder<float, sae::Dynamic, sae::Dynamic, sae::Gated>;
     GatedModel model(o.d, o.f, sae::Gated{}, sae::Init::Tied, static_cast<std::uint64_t>(o.seed));
-    if (o.mode == "encode") return run_encoding(model, X, data, o);
+    if (inference(o)) return run_encoding(model, X, data, o);
     return run_training(model, sae::GatedObjective<float>{static_cast<float>(o.l1)}, X, data_rng, o);
   }
   if (o.arch == "relu") {
     sae::SparseAutoEncoder<float> model(o.d, o.f, sae::Init::LinearDefault, static_cast<std::uint64_t>(o.seed));
     if (o.target_l0) sae_bench::make_codes_sparse(model, *o.target_l0);
-    if (o.mode == "encode") return run_encoding(model, X, data, o);
+    if (inference(o)) return run_encoding(model, X, data, o);
     // The seed's objective: the L1 term summed over the batch.
     sae::L1Objective<float> objective{static_cast<float>(o.l1), sae::L1Reduction::SumOverBatch};
     objective.kernels = o.kernels;
@@ -640,15 +649,18 @@ int benchmark(const Options& given) {
   const int threads = Eigen::nbThreads();
 
   const double B = static_cast<double>(o.batch), D = static_cast<double>(o.d), F = static_cast<double>(o.f);
-  const bool training = o.mode != "encode";
-  const double nominal_flop = (training ? (o.arch == "gated" ? 14.0 : 10.0) : 2.0) * B * D * F;
+  const bool training = !inference(o);
+  const double flop_per_bdf = training ? (o.arch == "gated" ? 14.0 : 10.0) : o.mode == "forward" ? 4.0 : 2.0;
+  const double nominal_flop = flop_per_bdf * B * D * F;
   const double param_count = 2.0 * D * F + F + D;
   const double param_mib = param_count * sizeof(float) / kMiB;
   // Training holds weights, gradients and Adam's two moments; inference only the weights.
   const double model_state_mib = (training ? 4.0 : 1.0) * param_mib;
   // The batch's activations a dense step needs: input and error (B x D),
-  // codes and their gradient (B x F); encoding, the input and the codes.
-  const double activation_mib = (training ? 2.0 * B * (D + F) : B * (D + F)) * sizeof(float) / kMiB;
+  // codes and their gradient (B x F); inference, the input and the codes
+  // (and forward's reconstruction, B x D).
+  const double activation_mib =
+      (training ? 2.0 * B * (D + F) : B * (D + F) + (o.mode == "forward" ? B * D : 0.0)) * sizeof(float) / kMiB;
 
   std::printf("sae_bench: %s %s, D=%lld F=%lld B=%lld", o.arch.c_str(), o.mode.c_str(), o.d, o.f, o.batch);
   if (o.arch == "topk" || o.arch == "batchtopk") std::printf(" k=%lld", o.k);
