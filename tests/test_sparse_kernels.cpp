@@ -189,6 +189,14 @@ TEST_CASE("decode gathers the decoder rows of sparse codes' nonzero entries, and
   const sae::Batch<float> fresh = model.encode(sae_test::normal_batch(80, 24, 73).cast<float>());
   REQUIRE((fresh.array() > 0.0f).count() > fresh.size() / 4);
   CHECK(model.decode(fresh) == product(fresh));
+  // And codes past decode_sparse_density (7% nonzero here), though sparse
+  // enough for a training step's sparse kernels.
+  sae::Batch<float> moderate = sae::Batch<float>::Zero(80, 400);
+  for (Index b = 0; b < 80; ++b)
+    for (Index f = b % 14; f < 400; f += 14) moderate(b, f) = static_cast<float>(rng.normal());
+  REQUIRE((moderate.array() != 0.0f).count() > sae::decode_sparse_density * moderate.size());
+  REQUIRE((moderate.array() != 0.0f).count() < sae::automatic_sparse_density * moderate.size());
+  CHECK(model.decode(moderate) == product(moderate));
   // As do codes whose sampled rows are empty but whose others are dense: the
   // full count decides.
   sae::Batch<float> mixed = fresh;
