@@ -1,8 +1,8 @@
 // benchmarks/sae_bench.cpp: end-to-end training (or inference) steps at a given size.
 //
 //   sae_bench --d 768 --f 8192 --batch 1024 --arch relu|topk|batchtopk|jumprelu|gated [--k 32]
-//             --mode train|trainer|encode|forward [--steps 10] [--warmup 3] [--target-l0 L] [--l1 1e-3] [--lr 1e-3]
-//             [--threads T] [--kernels auto|dense|sparse] [--seed 0]
+//             --mode train|trainer|encode|forward [--steps 10] [--warmup 3] [--target-l0 L]
+//             [--l1 1e-3] [--lr 1e-3] [--threads T] [--kernels auto|dense|sparse] [--seed 0]
 //   sae_bench --mode encode|forward --model SAE_DIR [--data acts.npy] [--batch 4096] [--codes-out codes.npy]
 //
 // A training step is exactly the work PyTorch does per step, and nothing else
@@ -28,15 +28,16 @@
 //         (the TopKObjective), TopK's rule at encode (θ not yet learned).
 //   jumprelu  JumpReLU SAE (θ 0.001), tied initialisation, JumpReLUObjective
 //         (λ = --l1 on L0, the straight-through θ gradient); always dense.
-//         With --mode encode or forward, --target-l0 L sets the thresholds (b_enc 0) so
-//         that L fire, as in Gemma Scope's SAEs.
+//         With --mode encode or forward, --target-l0 L sets the thresholds
+//         (b_enc 0) so that L fire, as in Gemma Scope's SAEs.
 //   gated  Gated SAE (gate and magnitude paths sharing W_enc), tied
 //         initialisation, GatedObjective (λ = --l1) with its auxiliary decode
 //         of the gate path; always the dense products.
 //
-// --model times the encode (or forward) of an SAE as users load it, sae::load_pretrained
-// (SAELens, sparsify or Gemma Scope files; the run-time architecture type,
-// AnyActivation, as loaded), so D, F and the architecture are the file's.
+// --model times the encode (or forward) of an SAE as users load it,
+// sae::load_pretrained (SAELens, sparsify or Gemma Scope files; the run-time
+// architecture type, AnyActivation, as loaded), so D, F and the architecture
+// are the file's.
 // --data replaces the standard normals with real activations: step i encodes
 // rows iB .. iB + B − 1 of the file, modulo its row count (wrapping around, and
 // tiling a file shorter than a batch), copied into the batch outside the timing.
@@ -46,8 +47,9 @@
 // Effective GFLOP/s count the dense work, 10·B·D·F per training step (five
 // B x D x F products: encode, decode, and the decoder, code and encoder
 // gradients; Gated 14·B·D·F, with the auxiliary decode and its code
-// gradient), 2·B·D·F per encode and 4·B·D·F per forward, whatever the kernels really did: the
-// sparse kernels do less, so their effective rate can exceed the machine's peak.
+// gradient), 2·B·D·F per encode and 4·B·D·F per forward, whatever the
+// kernels really did: the sparse kernels do less, so their effective rate can
+// exceed the machine's peak.
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -120,9 +122,9 @@ const char* kUsage = R"(usage: sae_bench [options]
                        (SAELens, sparsify or Gemma Scope folder or weights file), as loaded;
                        D, F and the architecture are the file's (no --d, --f, --arch, --k,
                        --target-l0)
-  --data FILE.npy      --mode encode or forward: encode these activations [N, D] instead of standard
-                       normals: step i takes rows iB .. iB + B - 1 modulo N (wrapping around;
-                       a file of fewer than B rows is tiled)
+  --data FILE.npy      --mode encode or forward: encode these activations [N, D] instead of
+                       standard normals: step i takes rows iB .. iB + B - 1 modulo N (wrapping
+                       around; a file of fewer than B rows is tiled)
   --codes-out FILE.npy --mode encode or forward: write the codes of the first batch (untimed)
   --help
 The last line of standard output is one JSON object with the configuration and results.
