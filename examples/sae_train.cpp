@@ -12,9 +12,12 @@
 // heldout_l0, alive_fraction, train_seconds, tokens_per_second (and mmcs).
 //
 // --out DIR receives the trained model for raw activations (input scaling
-// folded in) as W_enc.npy, b_enc.npy, W_dec.npy, b_dec.npy, and the trainer's
-// checkpoint (checkpoint.sae, rewritten atomically every --checkpoint-every
-// steps and at the end) that --resume DIR continues from.
+// folded in) in SAELens' layout (sae_weights.safetensors and cfg.json, which
+// sae::load_pretrained, SAELens and compare_pytorch.py --model read; built
+// with sae::io, and for BatchTopK once its threshold is learned) and as
+// W_enc.npy, b_enc.npy, W_dec.npy, b_dec.npy, and the trainer's checkpoint
+// (checkpoint.sae, rewritten atomically every --checkpoint-every steps and at
+// the end) that --resume DIR continues from.
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -25,6 +28,9 @@
 #include <vector>
 
 #include <sae/train.hpp>
+#ifdef SAE_TRAIN_SAELENS_LAYOUT
+#include <sae/io/pretrained.hpp>  // --out's SAELens layout; needs nlohmann_json (sae::io)
+#endif
 
 #include "command_line.hpp"
 
@@ -49,7 +55,7 @@ const char* kUsage = R"(usage: sae_train [options]
   --lr RATE                learning rate (default: the recipe's; 3e-3 on the synthetic data,
                            where the standard recipe then recovers MMCS >= 0.99 in about 30 s)
   --seed S                 seed for initialisation and shuffling (default 0)
-  --out DIR                write the model and checkpoint here
+  --out DIR                write the model (SAELens' layout and .npy files) and the checkpoint here
   --metrics M.jsonl        JSON-lines training log
   --resume DIR             continue from DIR/checkpoint.sae (same flags as the first run)
   --checkpoint-every N     steps between checkpoints (default 1000; needs --out)
@@ -163,6 +169,28 @@ Data load_data(const Options& o) {
   return data;
 }
 
+// The model in SAELens' layout, where this program has sae::io: not for a
+// BatchTopK model whose threshold is still unlearned (the layout holds it as
+// the JumpReLU it is at inference).
+template <typename Model>
+void save_saelens_layout(const Model& model, const std::string& dir) {
+#ifdef SAE_TRAIN_SAELENS_LAYOUT
+  if constexpr (std::is_same<typename Model::Activation, sae::BatchTopK>::value) {
+    if (!(model.activation().threshold >= 0.0)) {
+      // An earlier run's files would not be this model: they go.
+      for (const char* name : {"sae_weights.safetensors", "cfg.json"}) std::filesystem::remove(dir + "/" + name);
+      std::cerr << "sae_train: no sae_weights.safetensors in " << dir
+                << ": the BatchTopK threshold is not learned yet (train longer)\n";
+      return;
+    }
+  }
+  sae::save_pretrained(model, dir);
+#else
+  (void)model;
+  (void)dir;
+#endif
+}
+
 // The model of the architecture asked for, sized D x F.
 template <typename Activation>
 Activation make_activation(const Options& o) {
@@ -257,6 +285,7 @@ int train(const Options& o, Data& data) {
     sae::save_npy(o.out + "/b_enc.npy", trained.params().b_enc);
     sae::save_npy(o.out + "/W_dec.npy", trained.params().W_dec);
     sae::save_npy(o.out + "/b_dec.npy", trained.params().b_dec);
+    save_saelens_layout(trained, o.out);
   }
   const Evaluation e = evaluate(trained, heldout);
   std::vector<sae::JsonField> result = {

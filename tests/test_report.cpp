@@ -359,6 +359,10 @@ TEST_CASE("report: models from save_pretrained and from sae_train's checkpoint",
   const TopKModel exported = trainer.exported_model();
   CHECK((from_run.model.encode(X) - exported.encode(X)).cwiseAbs().maxCoeff() <= 1e-6f);
   CHECK((from_run.model.params().W_dec - exported.params().W_dec).cwiseAbs().maxCoeff() == 0.0f);
+  // sae_train writes SAELens' layout beside its checkpoint: the checkpoint still speaks for the run.
+  sae::save_pretrained(exported, dir.file("run"));
+  CHECK(sae::is_trainer_output(dir.file("run")));
+  CHECK(sae::load_report_model(dir.file("run")).layout == from_run.layout);
   // sae_train's .npy export alone does not say the architecture.
   std::filesystem::create_directories(dir.file("npy-only"));
   sae::save_npy(dir.file("npy-only") + "/W_enc.npy", exported.params().W_enc);

@@ -10,8 +10,10 @@
 //     this library's save_pretrained): the layout says the architecture;
 //   - the output of sae_train --out DIR (DIR or DIR/checkpoint.sae). Its
 //     W_enc.npy ... b_dec.npy hold only the four shared tensors, not the
-//     architecture nor JumpReLU's thresholds or Gated's magnitude path, so the
-//     model is read from the trainer's checkpoint instead: every parameter, the
+//     architecture nor JumpReLU's thresholds or Gated's magnitude path, and
+//     its SAELens files hold a BatchTopK model as the JumpReLU it is at
+//     inference, so the model is read from the trainer's checkpoint instead
+//     (whenever the folder has one): every parameter, the
 //     architecture, apply_b_dec_to_input and BatchTopK's threshold, with the
 //     input scale folded in exactly as Trainer::exported_model() does (so the
 //     model takes raw activations, like the saved .npy files). TopK's k is in the
@@ -37,17 +39,14 @@ struct ReportModel {
   bool k_from_caller = false;  ///< TopK's k was not in the files: it is the caller's topk_k
 };
 
-/// True when `path` is a trainer checkpoint or a folder with one and no
-/// published-layout weights.
+/// True when `path` is a trainer checkpoint or a folder with one (sae_train's
+/// --out, whose SAELens files beside it are read from the checkpoint instead).
 inline bool is_trainer_output(const std::string& path) {
   namespace fs = std::filesystem;
   std::error_code ec;
   const fs::path p(path);
   if (fs::is_regular_file(p, ec)) return p.extension() == ".sae";
-  if (!fs::is_directory(p, ec)) return false;
-  for (const char* published : {"sae_weights.safetensors", "sae.safetensors", "params.npz"})
-    if (fs::exists(p / published, ec)) return false;
-  return fs::exists(p / "checkpoint.sae", ec);
+  return fs::is_directory(p, ec) && fs::exists(p / "checkpoint.sae", ec);
 }
 
 /// The exported model of a sae_train run, from its checkpoint (see the top of this file).
