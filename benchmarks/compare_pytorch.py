@@ -828,8 +828,8 @@ def parse_args(argv):
                    help="a published SAE (SAELens, sparsify or Gemma Scope folder or weights file): adds "
                         "encode_model and forward_model, its encode of --data and its encode and decode")
     p.add_argument("--data", metavar="FILE.npy", help="with --model: the activations [N, D] to encode")
-    p.add_argument("--batch", type=int, help="encode_model's and forward_model's rows per step (default 4096, or N if smaller; "
-                                             "--quick 64)")
+    p.add_argument("--batch", type=int, help="encode_model's and forward_model's rows per step (default 4096, "
+                                             "or N if smaller; --quick 64)")
     args = p.parse_args(argv)
     if bool(args.model) != bool(args.data):
         p.error("--model and --data go together")

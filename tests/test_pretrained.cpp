@@ -155,11 +155,13 @@ TEST_CASE("a loaded SAE encodes with its architecture's bits at the kernels' siz
   sae::SparseAutoEncoder<float> relu(d, f, sae::Init::Tied, 1);
   relu.params().b_enc.setConstant(-0.25f);
   check(relu, "relu", true);
-  check(sae::SparseAutoEncoder<float, Dynamic, Dynamic, sae::TopK>(d, f, sae::TopK{24}, sae::Init::Tied, 2), "topk", true);
-  sae::SparseAutoEncoder<float, Dynamic, Dynamic, sae::JumpReLU> jumprelu(d, f, sae::JumpReLU{0.25}, sae::Init::Tied, 3);
-  check(jumprelu, "jumprelu", true);
+  check(sae::SparseAutoEncoder<float, Dynamic, Dynamic, sae::TopK>(d, f, sae::TopK{24}, sae::Init::Tied, 2), "topk",
+        true);
+  check(sae::SparseAutoEncoder<float, Dynamic, Dynamic, sae::JumpReLU>(d, f, sae::JumpReLU{0.25}, sae::Init::Tied, 3),
+        "jumprelu", true);
   // BatchTopK before θ is learned (TopK's rule; it cannot be saved) and after.
-  sae::SparseAutoEncoder<float, Dynamic, Dynamic, sae::BatchTopK> batch_topk(d, f, sae::BatchTopK{24}, sae::Init::Tied, 5);
+  sae::SparseAutoEncoder<float, Dynamic, Dynamic, sae::BatchTopK> batch_topk(d, f, sae::BatchTopK{24}, sae::Init::Tied,
+                                                                            5);
   check(batch_topk, "batchtopk-unset", false);
   batch_topk.activation().threshold = 0.25;
   check(batch_topk, "batchtopk", true);

@@ -279,7 +279,8 @@ class SparseAutoEncoder {
     } else if constexpr (std::is_same_v<Policy, BatchTopK>) {
       // Before training has set θ, TopK's rule (as above); after, JumpReLU's
       // with θ for every latent.
-      if (policy.threshold < 0.0) return detail::kernel_topk_codes(start, params_.b_enc, policy.k, X, params_.W_enc, codes);
+      if (policy.threshold < 0.0)
+        return detail::kernel_topk_codes(start, params_.b_enc, policy.k, X, params_.W_enc, codes);
       return detail::kernel_jumprelu_codes(start, params_.b_enc, batchtopk_threshold_row(policy.threshold), X,
                                            params_.W_enc, codes);
     } else {

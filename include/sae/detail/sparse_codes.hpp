@@ -211,8 +211,10 @@ bool decode_if_sparse(const Eigen::MatrixBase<Derived>& codes, const DecoderWeig
   constexpr Index sampled_rows = 16;
   if (rows >= 4 * sampled_rows) {  // a fresh model's codes, half nonzero, stop here
     Index sampled = 0;
-    for (Index i = 0; i < sampled_rows; ++i)
-      sampled += SparseCodes<Scalar>::template kept<Keep::Nonzero>(codes.row(i * (rows / sampled_rows)).array()).count();
+    for (Index i = 0; i < sampled_rows; ++i) {
+      const auto row = codes.row(i * (rows / sampled_rows)).array();
+      sampled += SparseCodes<Scalar>::template kept<Keep::Nonzero>(row).count();
+    }
     if (static_cast<double>(sampled) > 2.0 * decode_sparse_density * static_cast<double>(sampled_rows * cols))
       return false;
   }
